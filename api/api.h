@@ -1,0 +1,126 @@
+/* Internal interface of the api/ module: the API object, per-request state,
+ * route tables and reply helpers shared by the endpoint files. */
+#ifndef CORRAL_API_API_H
+#define CORRAL_API_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include <corral/api.h>
+#include <corral/err.h>
+
+#include "http.h"
+#include "router.h"
+
+struct api_req;
+
+/* A handler answers with one of the api_reply_*() calls, at once or later
+ * on the loop. */
+typedef void (*api_handler)(struct api_req *r);
+
+/* One route: a path pattern and a handler per method (NULL = not allowed). */
+struct api_route {
+	const char *path;
+	api_handler get;
+	api_handler put;
+	api_handler post;
+	api_handler patch;
+	api_handler del;
+	unsigned flags;
+};
+
+/* Route flags. */
+enum {
+	/* Served before the database is ready. */
+	API_ROUTE_EARLY = 1 << 0,
+};
+
+struct api {
+	uv_loop_t *loop; /* borrowed */
+	struct http_server http;
+	uv_pipe_t unix_listener;
+	bool unix_listening;
+	char *state_dir;   /* owned */
+	char *socket_path; /* owned */
+	gid_t socket_gid;
+	bool have_gid;
+	char *cert_pem; /* owned */
+	char fingerprint[65];
+	bool ready;
+	char not_ready_reason[CORRAL_ERRMSG_SIZE];
+	uint64_t started_ns;
+
+	/* Serialised answer to a trusted GET /1.0, rebuilt when it is
+	 * invalidated (server config changes). */
+	char *root_cache; /* owned */
+	size_t root_cache_len;
+
+	int closing_handles;
+	void (*close_cb)(void *arg);
+	void *close_arg;
+};
+
+/* Per-request state, allocated when a request arrives and freed by the
+ * reply. */
+struct api_req {
+	struct api *api;           /* borrowed */
+	struct http_conn *conn;    /* referenced until the reply */
+	struct http_request *http; /* owned by conn */
+	const struct api_route *route;
+	struct router_match match;
+	bool trusted;
+	char errmsg[CORRAL_ERRMSG_SIZE];
+};
+
+/* Reply with the sync envelope. @metadata is stolen (NULL means JSON null).
+ * @status is 200 or 201; @location, when not NULL, becomes the Location
+ * header; @etag, when not NULL, the ETag header. */
+void api_reply_sync(struct api_req *r,
+		    unsigned status,
+		    json_t *metadata,
+		    const char *location,
+		    const char *etag);
+
+/* Reply with the error envelope, HTTP status @status and the formatted
+ * message. */
+void api_reply_error(struct api_req *r, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Like api_reply_error() with extra response headers (each "Name: value\r\n")
+ * and a message taken verbatim. */
+void api__reply_error_headers(struct api_req *r,
+			      unsigned status,
+			      const char *headers,
+			      const char *msg);
+
+/* Reply with pre-serialised JSON @body (copied) and status 200. */
+void api_reply_raw_json(struct api_req *r, const char *body, size_t len);
+
+/* Reply with an error envelope for a negative code: CORRAL_ENOTFOUND -> 404,
+ * CORRAL_EEXIST/ECONFLICT -> 409, CORRAL_EINVALID -> 400, CORRAL_EFORBIDDEN
+ * -> 403, anything else 500. The message is r->errmsg when set, else the
+ * code's description. */
+void api_reply_code(struct api_req *r, int rv);
+
+/* Serialise a sync envelope around @metadata (borrowed) into a malloc'd
+ * string. Returns NULL on OOM. */
+char *api_envelope_sync(json_t *metadata, unsigned status, size_t *len);
+
+/* Serialise an error envelope. Returns NULL on OOM. */
+char *api_envelope_error(unsigned status, const char *msg, size_t *len);
+
+/* Decode query parameter @name of the request into @dst; see
+ * router_query_get(). */
+int api_query(struct api_req *r, const char *name, char *dst, size_t size);
+
+/* The route tables of each endpoint file. */
+extern const struct api_route api_routes_server[];
+extern const unsigned api_n_routes_server;
+
+/* Drop the cached GET /1.0 answer. */
+void api_invalidate_root(struct api *a);
+
+#endif /* CORRAL_API_API_H */
