@@ -17,6 +17,8 @@ static const struct {
 	const unsigned *n;
 } route_tables[] = {
 	{ api_routes_server, &api_n_routes_server },
+	{ api_routes_projects, &api_n_routes_projects },
+	{ api_routes_profiles, &api_n_routes_profiles },
 };
 
 static const char *method_names[] = { "GET", "PUT", "POST", "PATCH", "DELETE" };
@@ -146,6 +148,7 @@ int api_create(uv_loop_t *loop,
 	}
 	snprintf(a->fingerprint, sizeof a->fingerprint, "%s",
 		 cfg->cert_fingerprint);
+	a->state = cfg->state;
 	a->socket_gid = cfg->socket_gid;
 	a->have_gid = cfg->have_gid;
 	a->started_ns = uv_hrtime();
@@ -271,6 +274,23 @@ void api_set_ready(struct api *a, bool ready, const char *reason)
 		 reason != NULL ? reason : "");
 }
 
+static void state_ready_config_cb(struct api *a, int rv)
+{
+	if (rv != 0) {
+		api_set_ready(a, false, "cannot load the server config");
+		return;
+	}
+	api_set_ready(a, true, NULL);
+	log_info("msg=\"ready\" ms=%llu",
+		 (unsigned long long)((uv_hrtime() - a->started_ns) / 1000000));
+}
+
+void api_state_ready(struct api *a)
+{
+	api_set_ready(a, false, "loading server config");
+	api_config_reload(a, state_ready_config_cb);
+}
+
 void api_invalidate_root(struct api *a)
 {
 	free(a->root_cache);
@@ -328,6 +348,7 @@ void api_destroy(struct api *a)
 		return;
 	}
 	api_invalidate_root(a);
+	json_decref(a->config);
 	free(a->state_dir);
 	free(a->socket_path);
 	free(a->cert_pem);

@@ -11,6 +11,7 @@
 
 #include <corral/api.h>
 #include <corral/err.h>
+#include <corral/state.h>
 
 #include "http.h"
 #include "router.h"
@@ -53,10 +54,18 @@ struct api {
 	char not_ready_reason[CORRAL_ERRMSG_SIZE];
 	uint64_t started_ns;
 
+	struct state *state; /* borrowed */
+
+	/* Server config as last read from or written to the database:
+	 * cluster-wide and member-local keys, trust password already hidden
+	 * as "true". Owned. Replaced after every config write. */
+	json_t *config;
+
 	/* Serialised answer to a trusted GET /1.0, rebuilt when it is
 	 * invalidated (server config changes). */
 	char *root_cache; /* owned */
 	size_t root_cache_len;
+	char root_etag[65];
 
 	int closing_handles;
 	void (*close_cb)(void *arg);
@@ -96,8 +105,12 @@ void api__reply_error_headers(struct api_req *r,
 			      const char *headers,
 			      const char *msg);
 
-/* Reply with pre-serialised JSON @body (copied) and status 200. */
-void api_reply_raw_json(struct api_req *r, const char *body, size_t len);
+/* Reply with pre-serialised JSON @body (copied) and status 200, with an ETag
+ * header when @etag is not NULL. */
+void api_reply_raw_json(struct api_req *r,
+			const char *body,
+			size_t len,
+			const char *etag);
 
 /* Reply with an error envelope for a negative code: CORRAL_ENOTFOUND -> 404,
  * CORRAL_EEXIST/ECONFLICT -> 409, CORRAL_EINVALID -> 400, CORRAL_EFORBIDDEN
@@ -116,9 +129,64 @@ char *api_envelope_error(unsigned status, const char *msg, size_t *len);
  * router_query_get(). */
 int api_query(struct api_req *r, const char *name, char *dst, size_t size);
 
+/* A database call made by a handler: the work function runs on a worker
+ * thread with the fields below, then the reply is sent on the loop. */
+struct api_db_call;
+typedef int (*api_db_fn)(struct state_tx *tx, struct api_db_call *c);
+typedef void (*api_db_reply_fn)(struct api_db_call *c, int rv);
+
+struct api_db_call {
+	struct api_req *r;     /* answered by the default reply */
+	json_t *in;            /* owned: request body or other input */
+	json_t *out;           /* owned: result for the reply */
+	char project[128];     /* the request's project */
+	char name[256];        /* the route's name parameter */
+	char new_name[256];    /* rename target */
+	char if_match[80];     /* If-Match without quotes, or "" */
+	char etag[65];         /* ETag of the answer, or "" */
+	char location[512];    /* Location of a created resource, or "" */
+	unsigned status;       /* success status, 200 when 0 */
+	bool urls;             /* list answer: names -> URLs */
+	char url_prefix[64];   /* e.g. "/1.0/profiles/" */
+	api_db_reply_fn reply; /* custom reply, or NULL */
+	char errmsg[CORRAL_ERRMSG_SIZE];
+};
+
+/* Allocate a call for @r with its project (from ?project=, default
+ * "default"), name parameter and If-Match header filled. Answers the
+ * request itself and returns NULL on bad input or OOM. */
+struct api_db_call *api_db_call_new(struct api_req *r);
+
+/* Run @fn off the loop (in one transaction when @write), then reply: an
+ * error code maps through api_reply_code(); success sends c->out (a sync
+ * answer with c->status, c->location and c->etag). Takes ownership of @c. */
+void api_db_run(struct api_db_call *c, bool write, api_db_fn fn);
+
+/* Parse the request body as a JSON object. Answers 400 and returns NULL
+ * when it is not one. */
+json_t *api_body_object(struct api_req *r);
+
+/* ETag of @obj: lowercase hex SHA-256 of its compact, key-sorted JSON. */
+void api_etag(json_t *obj, char out[65]);
+
+/* Append "@prefix + url-encoded @name" (+ "?project=P" unless P is
+ * "default") to @array. Returns 0 or -ENOMEM. */
+int api_url_append(json_t *array,
+		   const char *prefix,
+		   const char *name,
+		   const char *project);
+
 /* The route tables of each endpoint file. */
 extern const struct api_route api_routes_server[];
 extern const unsigned api_n_routes_server;
+extern const struct api_route api_routes_projects[];
+extern const unsigned api_n_routes_projects;
+extern const struct api_route api_routes_profiles[];
+extern const unsigned api_n_routes_profiles;
+
+/* Reload the cached server config from the database (after start and after
+ * every config write). @done runs on the loop. */
+void api_config_reload(struct api *a, void (*done)(struct api *a, int rv));
 
 /* Drop the cached GET /1.0 answer. */
 void api_invalidate_root(struct api *a);

@@ -6,13 +6,36 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <corral/log.h>
+#include <corral/secret.h>
 #include <corral/version.h>
 
 #include "api.h"
+#include "validate.h"
 
 static void get_root(struct api_req *r)
 {
 	api_reply_sync(r, 200, json_pack("[s]", "/1.0"), NULL, NULL);
+}
+
+/* The LXD API extensions corral honours. Each name is added only when the
+ * feature behind it works as LXD's clients expect. */
+static json_t *api_extensions(void)
+{
+	static const char *const names[] = {
+		"etag",     /* ETag + If-Match on profiles, projects, config */
+		"patch",    /* PATCH on the same */
+		"projects", /* /1.0/projects */
+		"profile_usedby",     /* used_by on profiles */
+		"entity_description", /* description on projects, profiles */
+	};
+	json_t *list = json_array();
+	size_t i;
+
+	for (i = 0; list != NULL && i < sizeof names / sizeof names[0]; i++) {
+		json_array_append_new(list, json_string(names[i]));
+	}
+	return list;
 }
 
 /* The server object of a trusted caller for project @project. */
@@ -42,16 +65,29 @@ static json_t *server_object(struct api *a, const char *project)
 	if (env == NULL) {
 		return NULL;
 	}
-	obj = json_pack("{s:[], s:s, s:s, s:s, s:[s], s:b, s:{}, s:o}",
-			"api_extensions", "api_status", "stable", "api_version",
-			"1.0", "auth", "trusted", "auth_methods", "tls",
-			"public", 0, "config", "environment", env);
+	obj = json_pack(
+	    "{s:o, s:s, s:s, s:s, s:[s], s:b, s:o, s:o}", "api_extensions",
+	    api_extensions(), "api_status", "stable", "api_version", "1.0",
+	    "auth", "trusted", "auth_methods", "tls", "public", 0, "config",
+	    a->config != NULL ? json_deep_copy(a->config) : json_object(),
+	    "environment", env);
 	return obj;
+}
+
+/* ETag of the server config as shown by GET /1.0. */
+static void config_etag(struct api *a, char out[65])
+{
+	json_t *wrap = json_pack("{s:O}", "config",
+				 a->config != NULL ? a->config : json_null());
+
+	api_etag(wrap, out);
+	json_decref(wrap);
 }
 
 static void get_1_0(struct api_req *r)
 {
 	struct api *a = r->api;
+	char etag[65];
 	char project[128];
 	json_t *obj;
 	int rv;
@@ -72,12 +108,14 @@ static void get_1_0(struct api_req *r)
 			a->root_cache =
 			    api_envelope_sync(obj, 200, &a->root_cache_len);
 			json_decref(obj);
+			config_etag(a, a->root_etag);
 			if (a->root_cache == NULL) {
 				api_reply_error(r, 500, "out of memory");
 				return;
 			}
 		}
-		api_reply_raw_json(r, a->root_cache, a->root_cache_len);
+		api_reply_raw_json(r, a->root_cache, a->root_cache_len,
+				   a->root_etag);
 		return;
 	}
 	obj = server_object(a, project);
@@ -85,12 +123,275 @@ static void get_1_0(struct api_req *r)
 		api_reply_error(r, 500, "out of memory");
 		return;
 	}
-	api_reply_sync(r, 200, obj, NULL, NULL);
+	config_etag(a, etag);
+	api_reply_sync(r, 200, obj, NULL, etag);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Server config                                                              */
+
+/* Local member id of a standalone daemon. */
+#define LOCAL_NODE_ID 1
+
+/* The config as shown to clients: both maps merged, the password hidden. */
+static json_t *config_view(json_t *cluster, json_t *local)
+{
+	json_t *view = json_deep_copy(cluster);
+
+	json_object_update(view, local);
+	if (json_object_get(view, "core.trust_password") != NULL) {
+		json_object_set_new(view, "core.trust_password",
+				    json_string("true"));
+	}
+	return view;
+}
+
+static int config_load(struct state_tx *tx, json_t **cluster, json_t **local)
+{
+	int rv;
+
+	rv = state_config_get(tx, cluster);
+	if (rv != 0) {
+		return rv;
+	}
+	rv = state_node_config_get(tx, LOCAL_NODE_ID, local);
+	if (rv != 0) {
+		json_decref(*cluster);
+		*cluster = NULL;
+	}
+	return rv;
+}
+
+/* Apply the effects of @config that take effect at once. */
+static void config_apply(struct api *a)
+{
+	const char *v = json_string_value(
+	    json_object_get(a->config, "corral.max_body_size"));
+
+	a->http.max_body =
+	    v != NULL ? (size_t)strtoull(v, NULL, 10) : 8 * 1024 * 1024;
+}
+
+static void config_set(struct api *a, json_t *view)
+{
+	json_decref(a->config);
+	a->config = view;
+	api_invalidate_root(a);
+	config_apply(a);
+}
+
+/* Build the new stored maps from the request: @patch merges into the
+ * current values, PUT replaces them. An empty value unsets a key. */
+static int config_update_work(struct state_tx *tx,
+			      struct api_db_call *c,
+			      bool patch)
+{
+	json_t *cluster = NULL;
+	json_t *local = NULL;
+	json_t *view;
+	json_t *req = json_object_get(c->in, "config");
+	json_t *new_cluster;
+	json_t *new_local;
+	const char *key;
+	json_t *value;
+	char etag[65];
+	json_t *wrap;
+	int rv;
+
+	rv = config_load(tx, &cluster, &local);
+	if (rv != 0) {
+		return rv;
+	}
+	view = config_view(cluster, local);
+	wrap = json_pack("{s:O}", "config", view);
+	api_etag(wrap, etag);
+	json_decref(wrap);
+	json_decref(view);
+	if (c->if_match[0] != '\0' && strcmp(c->if_match, etag) != 0) {
+		corral_errf(tx->errmsg, sizeof tx->errmsg,
+			    "ETag doesn't match: the server config changed");
+		rv = CORRAL_EPRECONDITION;
+		goto out;
+	}
+	new_cluster = patch ? json_deep_copy(cluster) : json_object();
+	new_local = patch ? json_deep_copy(local) : json_object();
+	json_object_foreach(req, key, value)
+	{
+		const char *v = json_string_value(value);
+		json_t *target =
+		    validate_server_key_is_local(key) ? new_local : new_cluster;
+		char hash[SECRET_HASH_SIZE];
+
+		if (v == NULL || v[0] == '\0') {
+			json_object_del(target, key);
+			continue;
+		}
+		if (strcmp(key, "core.trust_password") == 0) {
+			const char *old =
+			    json_string_value(json_object_get(cluster, key));
+			/* A client that PUTs back what GET showed sends
+			 * "true": keep the current password. */
+			if (old != NULL && strcmp(v, "true") == 0) {
+				json_object_set_new(target, key,
+						    json_string(old));
+				continue;
+			}
+			if (secret_hash(v, hash) != 0) {
+				corral_errf(tx->errmsg, sizeof tx->errmsg,
+					    "hash trust password");
+				rv = CORRAL_ETLS;
+				break;
+			}
+			json_object_set_new(target, key, json_string(hash));
+			continue;
+		}
+		json_object_set(target, key, value);
+	}
+	if (rv == 0) {
+		rv = state_config_replace(tx, new_cluster);
+	}
+	if (rv == 0) {
+		rv = state_node_config_replace(tx, LOCAL_NODE_ID, new_local);
+	}
+	if (rv == 0) {
+		c->out = config_view(new_cluster, new_local);
+	}
+	json_decref(new_cluster);
+	json_decref(new_local);
+out:
+	json_decref(cluster);
+	json_decref(local);
+	return rv;
+}
+
+static int config_put_work(struct state_tx *tx, struct api_db_call *c)
+{
+	return config_update_work(tx, c, false);
+}
+
+static int config_patch_work(struct state_tx *tx, struct api_db_call *c)
+{
+	return config_update_work(tx, c, true);
+}
+
+static void config_update_reply(struct api_db_call *c, int rv)
+{
+	struct api_req *r = c->r;
+
+	if (rv != 0) {
+		snprintf(r->errmsg, sizeof r->errmsg, "%s", c->errmsg);
+		api_reply_code(r, rv);
+		return;
+	}
+	config_set(r->api, c->out);
+	c->out = NULL;
+	log_info("msg=\"server config changed\"");
+	api_reply_sync(r, 200, json_object(), NULL, NULL);
+}
+
+static void update_1_0(struct api_req *r, bool patch)
+{
+	struct api_db_call *c;
+	json_t *body = api_body_object(r);
+	json_t *config;
+
+	if (body == NULL) {
+		return;
+	}
+	config = json_object_get(body, "config");
+	if (config == NULL || json_is_null(config)) {
+		json_object_set_new(body, "config", json_object());
+		config = json_object_get(body, "config");
+	}
+	if (validate_string_map(config, "config", r->errmsg) != 0 ||
+	    validate_server_config(config, r->errmsg) != 0) {
+		json_decref(body);
+		api_reply_error(r, 400, "%s", r->errmsg);
+		return;
+	}
+	c = api_db_call_new(r);
+	if (c == NULL) {
+		json_decref(body);
+		return;
+	}
+	c->in = body;
+	c->reply = config_update_reply;
+	api_db_run(c, true, patch ? config_patch_work : config_put_work);
+}
+
+static void put_1_0(struct api_req *r)
+{
+	update_1_0(r, false);
+}
+
+static void patch_1_0(struct api_req *r)
+{
+	update_1_0(r, true);
+}
+
+struct reload_ctx {
+	struct api *a;
+	void (*done)(struct api *a, int rv);
+	json_t *view; /* owned */
+};
+
+static int reload_work(struct state_tx *tx, void *arg)
+{
+	struct reload_ctx *ctx = arg;
+	json_t *cluster;
+	json_t *local;
+	int rv;
+
+	rv = config_load(tx, &cluster, &local);
+	if (rv != 0) {
+		return rv;
+	}
+	ctx->view = config_view(cluster, local);
+	json_decref(cluster);
+	json_decref(local);
+	return 0;
+}
+
+static void reload_done(void *arg, int rv, const char *errmsg)
+{
+	struct reload_ctx *ctx = arg;
+
+	if (rv == 0) {
+		config_set(ctx->a, ctx->view);
+		ctx->view = NULL;
+	} else {
+		log_error("msg=\"load server config\" error=\"%s\"", errmsg);
+	}
+	ctx->done(ctx->a, rv);
+	json_decref(ctx->view);
+	free(ctx);
+}
+
+void api_config_reload(struct api *a, void (*done)(struct api *a, int rv))
+{
+	struct reload_ctx *ctx = calloc(1, sizeof *ctx);
+	int rv;
+
+	if (ctx == NULL) {
+		done(a, -ENOMEM);
+		return;
+	}
+	ctx->a = a;
+	ctx->done = done;
+	rv = state_submit(a->state, false, reload_work, reload_done, ctx);
+	if (rv != 0) {
+		free(ctx);
+		done(a, rv);
+	}
 }
 
 const struct api_route api_routes_server[] = {
 	{ .path = "/", .get = get_root, .flags = API_ROUTE_EARLY },
-	{ .path = "/1.0", .get = get_1_0, .flags = API_ROUTE_EARLY },
+	{ .path = "/1.0",
+	  .get = get_1_0,
+	  .put = put_1_0,
+	  .patch = patch_1_0,
+	  .flags = API_ROUTE_EARLY },
 };
 
 const unsigned api_n_routes_server =

@@ -65,8 +65,18 @@ static void req_finish(struct api_req *r,
 	free(r);
 }
 
-void api_reply_raw_json(struct api_req *r, const char *body, size_t len)
+void api_reply_raw_json(struct api_req *r,
+			const char *body,
+			size_t len,
+			const char *etag)
 {
+	char header[96];
+
+	if (etag != NULL && etag[0] != '\0') {
+		snprintf(header, sizeof header, "ETag: \"%s\"\r\n", etag);
+		req_finish(r, 200, header, body, len);
+		return;
+	}
 	req_finish(r, 200, NULL, body, len);
 }
 
@@ -160,6 +170,9 @@ void api_reply_code(struct api_req *r, int rv)
 		break;
 	case CORRAL_EFORBIDDEN:
 		status = 403;
+		break;
+	case CORRAL_EPRECONDITION:
+		status = 412;
 		break;
 	case CORRAL_ENOLEADER:
 	case CORRAL_ENOTLEADER:

@@ -14,6 +14,7 @@
 #include <corral/daemon.h>
 #include <corral/err.h>
 #include <corral/log.h>
+#include <corral/state.h>
 #include <corral/version.h>
 
 struct daemon {
@@ -21,7 +22,9 @@ struct daemon {
 	uv_signal_t sigterm;
 	uv_signal_t sigint;
 	struct api *api;
+	struct state *state;
 	bool stopping;
+	int exit_code;
 };
 
 static void usage(FILE *out)
@@ -39,9 +42,41 @@ static void usage(FILE *out)
 		"  --version        print the version\n");
 }
 
-static void api_closed_cb(void *arg)
+static void state_stopped_cb(void *arg)
 {
 	(void)arg;
+}
+
+static void api_closed_cb(void *arg)
+{
+	struct daemon *d = arg;
+
+	state_stop(d->state, state_stopped_cb, d);
+}
+
+static void daemon_stop(struct daemon *d)
+{
+	if (d->stopping) {
+		return;
+	}
+	d->stopping = true;
+	api_close(d->api, api_closed_cb, d);
+	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void on_state_ready(void *arg, int rv, const char *errmsg)
+{
+	struct daemon *d = arg;
+
+	if (rv != 0) {
+		log_error("msg=\"database start failed\" error=\"%s\"", errmsg);
+		fprintf(stderr, "Error: database: %s\n", errmsg);
+		d->exit_code = 1;
+		daemon_stop(d);
+		return;
+	}
+	api_state_ready(d->api);
 }
 
 static void close_walk_cb(uv_handle_t *h, void *arg)
@@ -56,14 +91,8 @@ static void signal_cb(uv_signal_t *sig, int signum)
 {
 	struct daemon *d = sig->data;
 
-	if (d->stopping) {
-		return;
-	}
-	d->stopping = true;
 	log_info("msg=\"shutting down\" signal=%d", signum);
-	api_close(d->api, api_closed_cb, d);
-	uv_close((uv_handle_t *)&d->sigterm, NULL);
-	uv_close((uv_handle_t *)&d->sigint, NULL);
+	daemon_stop(d);
 }
 
 int main(int argc, char **argv)
@@ -79,6 +108,7 @@ int main(int argc, char **argv)
 	};
 	struct daemon d = { 0 };
 	struct api_config cfg = { 0 };
+	struct state_config scfg = { 0 };
 	const char *dir = getenv("CORRAL_DIR");
 	const char *group = NULL;
 	const char *log_file = NULL;
@@ -170,19 +200,31 @@ int main(int argc, char **argv)
 		goto err_after_pem;
 	}
 	snprintf(socket_path, sizeof socket_path, "%s/unix.socket", dir);
+	scfg.dir = dir;
+	rv = state_create(&d.loop, &scfg, &d.state, errmsg);
+	if (rv != 0) {
+		goto err_after_loop;
+	}
+	cfg.state = d.state;
 	cfg.state_dir = dir;
 	cfg.socket_path = socket_path;
 	cfg.cert_pem = pem;
 	cfg.cert_fingerprint = fingerprint;
 	rv = api_create(&d.loop, &cfg, &d.api, errmsg);
 	if (rv != 0) {
-		goto err_after_loop;
+		goto err_after_state;
 	}
 	rv = api_start(d.api, errmsg);
 	if (rv != 0) {
 		goto err_after_api;
 	}
-	api_set_ready(d.api, true, NULL);
+	api_set_ready(d.api, false, "starting the database");
+	rv = state_start(d.state, on_state_ready, &d);
+	if (rv != 0) {
+		corral_errf(errmsg, sizeof errmsg, "start database: %s",
+			    uv_strerror(rv));
+		goto err_after_api;
+	}
 
 	uv_signal_init(&d.loop, &d.sigterm);
 	uv_signal_init(&d.loop, &d.sigint);
@@ -197,17 +239,21 @@ int main(int argc, char **argv)
 
 	log_info("msg=\"corrald stopped\"");
 	api_destroy(d.api);
+	state_destroy(d.state);
 	uv_loop_close(&d.loop);
 	free(pem);
 	node_dir_unlock(dir, lock_fd);
 	log_close();
-	return 0;
+	return d.exit_code;
 
 err_after_api:
+	d.stopping = true;
 	api_close(d.api, api_closed_cb, &d);
 	uv_walk(&d.loop, close_walk_cb, NULL);
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	api_destroy(d.api);
+err_after_state:
+	state_destroy(d.state);
 err_after_loop:
 	uv_loop_close(&d.loop);
 err_after_pem:

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 struct api;
+struct state;
 
 /* Settings of the API. Strings are copied by api_create(); no reference to
  * them is kept. */
@@ -24,6 +25,7 @@ struct api_config {
 	const char *cert_pem;         /* the server certificate, PEM */
 	const char *cert_fingerprint; /* lowercase hex SHA-256 of the DER */
 	size_t max_body;              /* 0 means the 8 MiB default */
+	struct state *state;          /* borrowed, must outlive the API */
 };
 
 /* Allocate the API on @loop (borrowed, must outlive it). On error *@out is
@@ -44,6 +46,10 @@ int api_start(struct api *a, char *errmsg);
  * GET / and GET /1.0 then answers 503 "corrald setup in progress: REASON".
  * @reason is copied. A new API is not ready ("starting"). */
 void api_set_ready(struct api *a, bool ready, const char *reason);
+
+/* Called once the database is ready: load the server config into the
+ * API's cache and start serving every route. */
+void api_state_ready(struct api *a);
 
 /* Stop listening and close every connection; @cb runs on the loop once every
  * handle of the API has closed. The socket file is removed. */

@@ -26,7 +26,8 @@
 	X(CORRAL_ETLS, 1008, "TLS failure")                  \
 	X(CORRAL_ESCHEMA, 1009, "schema version mismatch")   \
 	X(CORRAL_ECONFLICT, 1010, "conflict")                \
-	X(CORRAL_EFORBIDDEN, 1011, "not authorized")
+	X(CORRAL_EFORBIDDEN, 1011, "not authorized")         \
+	X(CORRAL_EPRECONDITION, 1012, "precondition failed")
 
 enum {
 #define CORRAL__ERR_ENUM(name, value, text) name = -(value),

@@ -349,12 +349,54 @@ def bench_rss_after_load(ctx):
             f"VmRSS after the GET /1.0 runs; peak (VmHWM) {mib(hwm)}")
 
 
+def bench_profile_creates(ctx):
+    """Profile creates through the API, 1 connection, SECONDS long, on a
+    fresh daemon: each request creates profile p<N>."""
+    d = ctx.start_daemon("creates", "corrald for profile creates")
+    f = ctx.loadgen("POST /1.0/profiles, 1 connection", d, "--connections", 1,
+                    "--duration", f"{SECONDS:g}", "--method", "POST",
+                    "--path", "/1.0/profiles", "--body", '{"name":"p%d"}')
+    load_row(ctx, "profile creates (POST /1.0/profiles), 1 connection", f)
+    d.stop()
+
+
+LIST_PROFILES = 3000
+
+
+def bench_list_profiles(ctx):
+    """GET /1.0/profiles with 3000 profiles present (the default profile and
+    2999 created ones), as URLs and as objects, then corrald's RSS."""
+    d = ctx.start_daemon("list", "corrald for the 3000-profile list")
+    f = ctx.loadgen(f"create {LIST_PROFILES - 1} profiles", d, "--sequence",
+                    LIST_PROFILES - 1, "--method", "POST", "--path",
+                    "/1.0/profiles", "--body",
+                    '{"name":"p%d","config":{"limits.cpu":"2"},'
+                    '"devices":{"eth0":{"type":"nic","nictype":"bridged",'
+                    '"parent":"br0","security.ipv4_filtering":"true"}}}')
+    if f["requests"] != LIST_PROFILES - 1:
+        raise BenchError(f"created {f['requests']} profiles, wanted "
+                         f"{LIST_PROFILES - 1}")
+    for what, path in (("URLs", "/1.0/profiles"),
+                       ("objects", "/1.0/profiles?recursion=1")):
+        f = ctx.loadgen(f"GET {path} ({LIST_PROFILES} profiles), 1 connection",
+                        d, "--connections", 1, "--duration",
+                        f"{min(SECONDS, 5):g}", "--method", "GET", "--path",
+                        path)
+        load_row(ctx, f"GET {path}, {LIST_PROFILES} profiles ({what})", f)
+    rss, hwm = rss_kib(d.proc.pid)
+    ctx.row(f"RSS with {LIST_PROFILES} profiles", mib(rss),
+            f"VmRSS after the list runs; peak (VmHWM) {mib(hwm)}")
+    d.stop()
+
+
 BENCHMARKS = [
     bench_start_to_ready,
     bench_idle_rss,
     bench_get_server_1,
     bench_get_server_8,
     bench_rss_after_load,
+    bench_profile_creates,
+    bench_list_profiles,
 ]
 
 

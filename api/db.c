@@ -1,0 +1,227 @@
+/* Database calls from handlers, ETags and URL lists. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/sha.h>
+
+#include "api.h"
+#include "validate.h"
+
+struct api_db_call *api_db_call_new(struct api_req *r)
+{
+	struct api_db_call *c;
+	const char *im;
+	int rv;
+
+	c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		api_reply_error(r, 500, "out of memory");
+		return NULL;
+	}
+	c->r = r;
+	rv = api_query(r, "project", c->project, sizeof c->project);
+	if (rv == -EINVAL) {
+		free(c);
+		api_reply_error(r, 400, "invalid project parameter");
+		return NULL;
+	}
+	if (rv < 0 || c->project[0] == '\0') {
+		snprintf(c->project, sizeof c->project, "default");
+	} else if (validate_name("project", c->project, c->errmsg) != 0) {
+		api_reply_error(r, 400, "%s", c->errmsg);
+		free(c);
+		return NULL;
+	}
+	if (r->match.n_params > 0) {
+		snprintf(c->name, sizeof c->name, "%s", r->match.params[0]);
+	}
+	im = http_request_header(r->http, "If-Match");
+	if (im != NULL) {
+		size_t len = strlen(im);
+		if (len >= 2 && im[0] == '"' && im[len - 1] == '"') {
+			im++;
+			len -= 2;
+		}
+		if (len >= sizeof c->if_match) {
+			len = sizeof c->if_match - 1;
+		}
+		memcpy(c->if_match, im, len);
+		c->if_match[len] = '\0';
+	}
+	return c;
+}
+
+static void db_call_free(struct api_db_call *c)
+{
+	json_decref(c->in);
+	json_decref(c->out);
+	free(c);
+}
+
+static void db_done_cb(void *arg, int rv, const char *errmsg)
+{
+	struct api_db_call *c = arg;
+	struct api_req *r = c->r;
+	json_t *out;
+
+	if (c->reply != NULL) {
+		if (rv != 0 && errmsg != NULL && errmsg[0] != '\0') {
+			snprintf(c->errmsg, sizeof c->errmsg, "%s", errmsg);
+		}
+		c->reply(c, rv);
+		db_call_free(c);
+		return;
+	}
+	if (rv != 0) {
+		snprintf(
+		    r->errmsg, sizeof r->errmsg, "%s",
+		    errmsg != NULL && errmsg[0] != '\0' ? errmsg : c->errmsg);
+		api_reply_code(r, rv);
+		db_call_free(c);
+		return;
+	}
+	out = c->out;
+	c->out = NULL;
+	if (c->urls && json_is_array(out)) {
+		json_t *urls = json_array();
+		size_t i;
+		json_t *v;
+
+		json_array_foreach(out, i, v)
+		{
+			const char *name =
+			    json_is_string(v)
+				? json_string_value(v)
+				: json_string_value(json_object_get(v, "name"));
+			if (name != NULL) {
+				api_url_append(urls, c->url_prefix, name,
+					       c->project);
+			}
+		}
+		json_decref(out);
+		out = urls;
+	}
+	api_reply_sync(r, c->status != 0 ? c->status : 200, out,
+		       c->location[0] != '\0' ? c->location : NULL,
+		       c->etag[0] != '\0' ? c->etag : NULL);
+	db_call_free(c);
+}
+
+struct db_trampoline {
+	struct api_db_call *c;
+	api_db_fn fn;
+};
+
+static int trampoline_work(struct state_tx *tx, void *arg)
+{
+	struct db_trampoline *t = arg;
+	int rv;
+
+	rv = t->fn(tx, t->c);
+	if (rv != 0 && tx->errmsg[0] == '\0') {
+		snprintf(tx->errmsg, sizeof tx->errmsg, "%s", t->c->errmsg);
+	}
+	return rv;
+}
+
+static void trampoline_done(void *arg, int rv, const char *errmsg)
+{
+	struct db_trampoline *t = arg;
+	struct api_db_call *c = t->c;
+
+	free(t);
+	db_done_cb(c, rv, errmsg);
+}
+
+void api_db_run(struct api_db_call *c, bool write, api_db_fn fn)
+{
+	struct db_trampoline *t;
+	int rv;
+
+	t = malloc(sizeof *t);
+	if (t == NULL) {
+		db_done_cb(c, -ENOMEM, "out of memory");
+		return;
+	}
+	t->c = c;
+	t->fn = fn;
+	rv = state_submit(c->r->api->state, write, trampoline_work,
+			  trampoline_done, t);
+	if (rv != 0) {
+		free(t);
+		db_done_cb(c, rv,
+			   rv == CORRAL_ENOLEADER
+			       ? "database not available"
+			       : "cannot queue database work");
+	}
+}
+
+json_t *api_body_object(struct api_req *r)
+{
+	json_error_t err;
+	json_t *body;
+
+	body = json_loadb(r->http->body, r->http->body_len,
+			  JSON_REJECT_DUPLICATES, &err);
+	if (body == NULL) {
+		api_reply_error(r, 400, "invalid JSON body: %s", err.text);
+		return NULL;
+	}
+	if (!json_is_object(body)) {
+		json_decref(body);
+		api_reply_error(r, 400, "invalid JSON body: not an object");
+		return NULL;
+	}
+	return body;
+}
+
+void api_etag(json_t *obj, char out[65])
+{
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	char *text;
+	unsigned i;
+
+	text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	if (text == NULL) {
+		out[0] = '\0';
+		return;
+	}
+	SHA256((const unsigned char *)text, strlen(text), digest);
+	free(text);
+	for (i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+		snprintf(out + 2 * i, 3, "%02x", digest[i]);
+	}
+}
+
+int api_url_append(json_t *array,
+		   const char *prefix,
+		   const char *name,
+		   const char *project)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char url[1024];
+	size_t n;
+	const char *p;
+
+	n = (size_t)snprintf(url, sizeof url, "%s", prefix);
+	for (p = name; *p != '\0' && n + 4 < sizeof url; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+		    ch == '.' || ch == '~') {
+			url[n++] = (char)ch;
+		} else {
+			url[n++] = '%';
+			url[n++] = hex[ch >> 4];
+			url[n++] = hex[ch & 15];
+		}
+	}
+	url[n] = '\0';
+	if (project != NULL && strcmp(project, "default") != 0) {
+		snprintf(url + n, sizeof url - n, "?project=%s", project);
+	}
+	return json_array_append_new(array, json_string(url)) == 0 ? 0
+								   : -ENOMEM;
+}

@@ -1,0 +1,293 @@
+/* /1.0/projects: LXD's project API. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "validate.h"
+
+static json_t *editable_fields(json_t *project)
+{
+	return json_pack("{s:O, s:O}", "description",
+			 json_object_get(project, "description"), "config",
+			 json_object_get(project, "config"));
+}
+
+/* Validate description and config when present; answers 400 on error. */
+static bool check_project_body(struct api_req *r, json_t *body)
+{
+	json_t *desc = json_object_get(body, "description");
+	json_t *config = json_object_get(body, "config");
+
+	if (desc != NULL && !json_is_string(desc) && !json_is_null(desc)) {
+		api_reply_error(r, 400,
+				"invalid field \"description\": "
+				"must be a string");
+		return false;
+	}
+	if (config != NULL && !json_is_null(config) &&
+	    (validate_string_map(config, "config", r->errmsg) != 0 ||
+	     validate_project_config(config, r->errmsg) != 0)) {
+		api_reply_error(r, 400, "%s", r->errmsg);
+		return false;
+	}
+	return true;
+}
+
+static int list_work(struct state_tx *tx, struct api_db_call *c)
+{
+	return state_project_list(tx, &c->out);
+}
+
+static void list_projects(struct api_req *r)
+{
+	struct api_db_call *c = api_db_call_new(r);
+	char recursion[8];
+
+	if (c == NULL) {
+		return;
+	}
+	if (api_query(r, "recursion", recursion, sizeof recursion) < 0 ||
+	    strcmp(recursion, "0") == 0) {
+		c->urls = true;
+		snprintf(c->url_prefix, sizeof c->url_prefix, "/1.0/projects/");
+	}
+	/* Project URLs never carry ?project=. */
+	snprintf(c->project, sizeof c->project, "default");
+	api_db_run(c, false, list_work);
+}
+
+static int create_work(struct state_tx *tx, struct api_db_call *c)
+{
+	return state_project_create(tx, c->in);
+}
+
+static void create_project(struct api_req *r)
+{
+	struct api_db_call *c;
+	json_t *body = api_body_object(r);
+	json_t *config;
+	const char *name;
+
+	if (body == NULL) {
+		return;
+	}
+	name = json_string_value(json_object_get(body, "name"));
+	if (name == NULL) {
+		json_decref(body);
+		api_reply_error(r, 400, "missing field \"name\"");
+		return;
+	}
+	if (validate_name("project", name, r->errmsg) != 0) {
+		json_decref(body);
+		api_reply_error(r, 400, "%s", r->errmsg);
+		return;
+	}
+	if (!check_project_body(r, body)) {
+		json_decref(body);
+		return;
+	}
+	config = json_object_get(body, "config");
+	if (!json_is_object(config)) {
+		config = json_object();
+		json_object_set_new(body, "config", config);
+	}
+	validate_apply_project_defaults(config);
+	c = api_db_call_new(r);
+	if (c == NULL) {
+		json_decref(body);
+		return;
+	}
+	c->in = body;
+	c->status = 201;
+	snprintf(c->location, sizeof c->location, "/1.0/projects/%s", name);
+	api_db_run(c, true, create_work);
+}
+
+static int get_work(struct state_tx *tx, struct api_db_call *c)
+{
+	json_t *edit;
+	int rv;
+
+	rv = state_project_get(tx, c->name, &c->out);
+	if (rv != 0) {
+		return rv;
+	}
+	edit = editable_fields(c->out);
+	api_etag(edit, c->etag);
+	json_decref(edit);
+	return 0;
+}
+
+static void get_project(struct api_req *r)
+{
+	struct api_db_call *c = api_db_call_new(r);
+
+	if (c != NULL) {
+		api_db_run(c, false, get_work);
+	}
+}
+
+static int update_work(struct state_tx *tx, struct api_db_call *c, bool patch)
+{
+	json_t *current = NULL;
+	json_t *edit;
+	json_t *config;
+	const char *desc;
+	char etag[65];
+	int rv;
+
+	rv = state_project_get(tx, c->name, &current);
+	if (rv != 0) {
+		return rv;
+	}
+	edit = editable_fields(current);
+	api_etag(edit, etag);
+	json_decref(edit);
+	if (c->if_match[0] != '\0' && strcmp(c->if_match, etag) != 0) {
+		json_decref(current);
+		corral_errf(tx->errmsg, sizeof tx->errmsg,
+			    "ETag doesn't match: the project changed");
+		return CORRAL_EPRECONDITION;
+	}
+	desc = json_string_value(json_object_get(c->in, "description"));
+	if (patch) {
+		config = json_deep_copy(json_object_get(current, "config"));
+		if (json_is_object(json_object_get(c->in, "config"))) {
+			json_object_update(config,
+					   json_object_get(c->in, "config"));
+		}
+		if (desc == NULL) {
+			desc = json_string_value(
+			    json_object_get(current, "description"));
+		}
+	} else {
+		config = json_object_get(c->in, "config");
+		config = json_is_object(config) ? json_incref(config)
+						: json_object();
+	}
+	rv =
+	    state_project_update(tx, c->name, desc != NULL ? desc : "", config);
+	json_decref(config);
+	json_decref(current);
+	if (rv == 0) {
+		c->out = json_object();
+	}
+	return rv;
+}
+
+static int put_work(struct state_tx *tx, struct api_db_call *c)
+{
+	return update_work(tx, c, false);
+}
+
+static int patch_work(struct state_tx *tx, struct api_db_call *c)
+{
+	return update_work(tx, c, true);
+}
+
+static void update_project(struct api_req *r, bool patch)
+{
+	struct api_db_call *c;
+	json_t *body = api_body_object(r);
+
+	if (body == NULL) {
+		return;
+	}
+	if (!check_project_body(r, body)) {
+		json_decref(body);
+		return;
+	}
+	c = api_db_call_new(r);
+	if (c == NULL) {
+		json_decref(body);
+		return;
+	}
+	c->in = body;
+	api_db_run(c, true, patch ? patch_work : put_work);
+}
+
+static void put_project(struct api_req *r)
+{
+	update_project(r, false);
+}
+
+static void patch_project(struct api_req *r)
+{
+	update_project(r, true);
+}
+
+static int rename_work(struct state_tx *tx, struct api_db_call *c)
+{
+	return state_project_rename(tx, c->name, c->new_name);
+}
+
+static void rename_project(struct api_req *r)
+{
+	struct api_db_call *c;
+	json_t *body = api_body_object(r);
+	const char *name;
+
+	if (body == NULL) {
+		return;
+	}
+	name = json_string_value(json_object_get(body, "name"));
+	if (name == NULL || validate_name("project", name, r->errmsg) != 0) {
+		json_decref(body);
+		api_reply_error(
+		    r, 400, "%s",
+		    name == NULL ? "missing field \"name\"" : r->errmsg);
+		return;
+	}
+	c = api_db_call_new(r);
+	if (c == NULL) {
+		json_decref(body);
+		return;
+	}
+	snprintf(c->new_name, sizeof c->new_name, "%s", name);
+	json_decref(body);
+	if (strcmp(c->name, "default") == 0) {
+		api_reply_error(r, 403,
+				"the 'default' project cannot be renamed");
+		free(c);
+		return;
+	}
+	c->status = 201;
+	snprintf(c->location, sizeof c->location, "/1.0/projects/%s",
+		 c->new_name);
+	api_db_run(c, true, rename_work);
+}
+
+static int delete_work(struct state_tx *tx, struct api_db_call *c)
+{
+	int rv = state_project_delete(tx, c->name);
+
+	if (rv == 0) {
+		c->out = json_object();
+	}
+	return rv;
+}
+
+static void delete_project(struct api_req *r)
+{
+	struct api_db_call *c = api_db_call_new(r);
+
+	if (c != NULL) {
+		api_db_run(c, true, delete_work);
+	}
+}
+
+const struct api_route api_routes_projects[] = {
+	{ .path = "/1.0/projects",
+	  .get = list_projects,
+	  .post = create_project },
+	{ .path = "/1.0/projects/{name}",
+	  .get = get_project,
+	  .put = put_project,
+	  .patch = patch_project,
+	  .post = rename_project,
+	  .del = delete_project },
+};
+
+const unsigned api_n_routes_projects =
+    sizeof api_routes_projects / sizeof api_routes_projects[0];

@@ -1,0 +1,265 @@
+/* Replicated state: the embedded dqlite node, database access off the loop,
+ * the schema, and typed functions per entity.
+ *
+ * Database work never runs on the loop thread. A caller submits a work
+ * function with state_submit(); it runs on a libuv worker thread with a
+ * struct state_tx (one pooled dqlite connection), inside one transaction
+ * when asked for a write: an error from the work function rolls everything
+ * back, so nothing is half-applied. The done callback then runs on the loop.
+ *
+ * The entity functions below take a struct state_tx and must only be called
+ * from work functions. Objects are exchanged as jansson values shaped like
+ * LXD's JSON (config maps of string to string, devices as
+ * {name: {"type": ..., key: value}}); every returned json_t is a new
+ * reference the caller owns. On error they return a negative code and leave
+ * a message in tx->errmsg: CORRAL_ENOTFOUND, CORRAL_EEXIST, CORRAL_ECONFLICT,
+ * CORRAL_EINVALID, CORRAL_EDBFAIL, -ENOMEM. */
+#ifndef CORRAL_STATE_H
+#define CORRAL_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include <corral/err.h>
+
+/* The schema version this binary writes. */
+#define STATE_SCHEMA_VERSION 1
+
+struct state;
+struct state_tx;
+
+/* A typed SQL parameter; mirrors the dqlite wire types. */
+enum state_param_type {
+	STATE_PARAM_INT = 1,
+	STATE_PARAM_FLOAT = 2,
+	STATE_PARAM_TEXT = 3,
+	STATE_PARAM_BLOB = 4,
+	STATE_PARAM_NULL = 5,
+	STATE_PARAM_BOOL = 11,
+};
+
+/* Result rows of a query, as decoded from the wire (see
+ * state/dqlite_proto.h for struct dqlite_rows and struct dqlite_value). */
+struct dqlite_rows;
+struct dqlite_param;
+
+/* The operations behind a struct state_tx: a pooled dqlite connection in
+ * corrald, a plain SQLite database in unit tests. */
+struct state_tx_ops {
+	/* Run one statement. @last_id and @changes may be NULL. */
+	int (*exec)(void *impl,
+		    const char *sql,
+		    const struct dqlite_param *params,
+		    unsigned n,
+		    int64_t *last_id,
+		    int64_t *changes,
+		    char *errmsg);
+	/* Run one query; @rows must be initialised, the caller closes it. */
+	int (*query)(void *impl,
+		     const char *sql,
+		     const struct dqlite_param *params,
+		     unsigned n,
+		     struct dqlite_rows *rows,
+		     char *errmsg);
+};
+
+/* A database session for one work function. */
+struct state_tx {
+	const struct state_tx_ops *ops; /* borrowed */
+	void *impl;                     /* borrowed */
+	bool write;                     /* inside a write transaction */
+	char errmsg[CORRAL_ERRMSG_SIZE];
+};
+
+/* Run @sql with @n parameters. Returns 0 or a negative code with
+ * tx->errmsg filled. */
+int state_tx_exec(struct state_tx *tx,
+		  const char *sql,
+		  const struct dqlite_param *params,
+		  unsigned n,
+		  int64_t *last_id,
+		  int64_t *changes);
+
+/* Run query @sql; @rows (initialised by the callee) is owned by the caller
+ * afterwards and released with dqlite_proto_rows_close(). */
+int state_tx_query(struct state_tx *tx,
+		   const char *sql,
+		   const struct dqlite_param *params,
+		   unsigned n,
+		   struct dqlite_rows *rows);
+
+/* ------------------------------------------------------------------------ */
+/* Lifecycle                                                                  */
+
+/* Settings of the state module; strings are copied. */
+struct state_config {
+	const char *dir;     /* the daemon's state dir: data in DIR/database */
+	unsigned latency_ms; /* raft latency; 0 means the default (20) */
+};
+
+/* Called on the loop when the node runs and the schema is applied (@rv 0),
+ * or when either failed (@rv < 0, @errmsg says why). */
+typedef void (*state_ready_cb)(void *arg, int rv, const char *errmsg);
+
+/* Allocate the state module on @loop (borrowed). Returns 0 or -ENOMEM. */
+int state_create(uv_loop_t *loop,
+		 const struct state_config *cfg,
+		 struct state **out,
+		 char *errmsg);
+
+/* Start the dqlite node (bootstrapping DIR/database on first start) and
+ * apply pending schema updates, off the loop. @cb runs on the loop once.
+ * Returns 0 if the start was scheduled. */
+int state_start(struct state *s, state_ready_cb cb, void *arg);
+
+/* Whether state_start() completed successfully. */
+bool state_ready(const struct state *s);
+
+/* Work function: runs on a worker thread. Return 0 to commit, a negative
+ * code (with tx->errmsg filled) to roll back. */
+typedef int (*state_work_fn)(struct state_tx *tx, void *arg);
+
+/* Completion on the loop: @rv is the work function's result or a database
+ * error; @errmsg its message ("" on success). */
+typedef void (*state_done_cb)(void *arg, int rv, const char *errmsg);
+
+/* Run @work off the loop, inside a transaction when @write, then @done on
+ * the loop. Returns 0, or a negative code when it could not be queued (then
+ * @done is not called). */
+int state_submit(struct state *s,
+		 bool write,
+		 state_work_fn work,
+		 state_done_cb done,
+		 void *arg);
+
+/* Stop the node and close the pooled connections; @cb runs on the loop
+ * when done. Work submitted afterwards fails with CORRAL_ENOLEADER. */
+void state_stop(struct state *s, void (*cb)(void *arg), void *arg);
+
+/* Free @s after state_stop() completed or when it never started. Accepts
+ * NULL. */
+void state_destroy(struct state *s);
+
+/* ------------------------------------------------------------------------ */
+/* Schema                                                                     */
+
+/* Apply every pending schema update, each in its own transaction. A fresh
+ * database gets the `default` project with its `default` profile. When the
+ * database holds a newer schema than STATE_SCHEMA_VERSION, returns
+ * CORRAL_ESCHEMA with a message naming the version needed. */
+int state_schema_apply(struct state_tx *tx);
+
+/* The schema version recorded in the database (0 when empty). */
+int state_schema_version(struct state_tx *tx, int *version);
+
+/* ------------------------------------------------------------------------ */
+/* Generations                                                                */
+
+/* Named counters bumped in the same transaction as a change to their area:
+ * "trust", "projects", "profiles", "instances". */
+int state_generation_bump(struct state_tx *tx, const char *name);
+int state_generation_get(struct state_tx *tx, const char *name, int64_t *value);
+
+/* ------------------------------------------------------------------------ */
+/* Server config                                                              */
+
+/* Cluster-wide config as an object of string values. */
+int state_config_get(struct state_tx *tx, json_t **config);
+
+/* Replace the cluster-wide config by @config (object of strings). */
+int state_config_replace(struct state_tx *tx, json_t *config);
+
+/* Member-local config of member @node_id (1 for a standalone daemon). */
+int state_node_config_get(struct state_tx *tx,
+			  int64_t node_id,
+			  json_t **config);
+int state_node_config_replace(struct state_tx *tx,
+			      int64_t node_id,
+			      json_t *config);
+
+/* ------------------------------------------------------------------------ */
+/* Projects                                                                   */
+
+/* Every project as LXD objects {name, description, config, used_by}, by
+ * name. */
+int state_project_list(struct state_tx *tx, json_t **projects);
+
+/* One project; CORRAL_ENOTFOUND when absent. */
+int state_project_get(struct state_tx *tx, const char *name, json_t **project);
+
+/* Create a project from {name, description, config}; when
+ * features.profiles is "true" the project also gets its own `default`
+ * profile. CORRAL_EEXIST when the name is taken. */
+int state_project_create(struct state_tx *tx, json_t *project);
+
+/* Replace description and config of project @name. */
+int state_project_update(struct state_tx *tx,
+			 const char *name,
+			 const char *description,
+			 json_t *config);
+
+/* Rename; CORRAL_EEXIST when @new_name is taken, CORRAL_EINVALID for
+ * `default`. */
+int state_project_rename(struct state_tx *tx,
+			 const char *name,
+			 const char *new_name);
+
+/* Delete an empty project (nothing but its own `default` profile):
+ * CORRAL_ECONFLICT "only empty projects can be removed" otherwise;
+ * CORRAL_EFORBIDDEN for `default`. */
+int state_project_delete(struct state_tx *tx, const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Profiles                                                                   */
+
+/* The project whose profiles project @project uses: @project itself when its
+ * features.profiles is "true", else "default". Written into @out (64+ B). */
+int state_profile_project(struct state_tx *tx,
+			  const char *project,
+			  char *out,
+			  size_t size);
+
+/* Every profile of @project as LXD objects {name, description, config,
+ * devices, used_by}, by name. */
+int state_profile_list(struct state_tx *tx,
+		       const char *project,
+		       json_t **profiles);
+
+/* Names only (cheap), by name. */
+int state_profile_names(struct state_tx *tx,
+			const char *project,
+			json_t **names);
+
+int state_profile_get(struct state_tx *tx,
+		      const char *project,
+		      const char *name,
+		      json_t **profile);
+
+/* Create from {name, description, config, devices}. */
+int state_profile_create(struct state_tx *tx,
+			 const char *project,
+			 json_t *profile);
+
+/* Replace description, config and devices. */
+int state_profile_update(struct state_tx *tx,
+			 const char *project,
+			 const char *name,
+			 const char *description,
+			 json_t *config,
+			 json_t *devices);
+
+int state_profile_rename(struct state_tx *tx,
+			 const char *project,
+			 const char *name,
+			 const char *new_name);
+
+/* CORRAL_ECONFLICT when instances use it; `default` cannot be deleted
+ * (CORRAL_EFORBIDDEN). */
+int state_profile_delete(struct state_tx *tx,
+			 const char *project,
+			 const char *name);
+
+#endif /* CORRAL_STATE_H */

@@ -1,0 +1,620 @@
+/* The state module's lifecycle: the embedded dqlite node, a small pool of
+ * wire-protocol connections to it, and work submitted from the loop that
+ * runs on libuv's worker threads. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <dqlite.h>
+#include <openssl/sha.h>
+
+#include <corral/log.h>
+#include <corral/state.h>
+
+#include "dqlite_client.h"
+#include "dqlite_proto.h"
+
+/* Connections in the pool; libuv's thread pool has 4 threads by default, so
+ * a worker never waits for a connection held by a queued item. */
+#define STATE_POOL_SIZE 4
+
+/* Name of the database inside the node. */
+#define STATE_DB_NAME "corral"
+
+/* How long start-up waits for the node to elect itself leader. */
+#define STATE_LEADER_WAIT_MS 30000
+
+struct pool_conn {
+	struct dqlite_client client;
+	uint32_t db;
+	bool open;
+	bool in_use;
+};
+
+struct state {
+	uv_loop_t *loop; /* borrowed */
+	char *dir;       /* owned */
+	char db_dir[4096];
+	char bind_addr[64];
+	uint64_t node_id;
+	unsigned latency_ms;
+	dqlite_node *node; /* owned */
+	bool ready;
+	bool stopping;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_mutex_t write_mu; /* one write transaction at a time */
+	struct pool_conn conns[STATE_POOL_SIZE];
+
+	/* Start-up. */
+	uv_work_t start_req;
+	state_ready_cb ready_cb;
+	void *ready_arg;
+	int start_rv;
+	char start_errmsg[CORRAL_ERRMSG_SIZE];
+
+	/* Shut-down. */
+	uv_work_t stop_req;
+	void (*stop_cb)(void *arg);
+	void *stop_arg;
+};
+
+struct state_work {
+	uv_work_t req;
+	struct state *s;
+	bool write;
+	state_work_fn fn;
+	state_done_cb done;
+	void *arg;
+	int rv;
+	char errmsg[CORRAL_ERRMSG_SIZE];
+};
+
+/* ------------------------------------------------------------------------ */
+/* struct state_tx over a pooled dqlite connection                           */
+
+static int dq_exec(void *impl,
+		   const char *sql,
+		   const struct dqlite_param *params,
+		   unsigned n,
+		   int64_t *last_id,
+		   int64_t *changes,
+		   char *errmsg)
+{
+	struct pool_conn *pc = impl;
+	uint64_t last = 0;
+	uint64_t count = 0;
+	int rv;
+
+	rv = dqlite_client_exec_sql(&pc->client, pc->db, sql, params, n, &last,
+				    &count);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "%s",
+			    pc->client.errmsg[0] != '\0' ? pc->client.errmsg
+							 : corral_strerror(rv));
+		return rv;
+	}
+	if (last_id != NULL) {
+		*last_id = (int64_t)last;
+	}
+	if (changes != NULL) {
+		*changes = (int64_t)count;
+	}
+	return 0;
+}
+
+static int dq_query(void *impl,
+		    const char *sql,
+		    const struct dqlite_param *params,
+		    unsigned n,
+		    struct dqlite_rows *rows,
+		    char *errmsg)
+{
+	struct pool_conn *pc = impl;
+	int rv;
+
+	rv = dqlite_client_query_sql(&pc->client, pc->db, sql, params, n, rows);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "%s",
+			    pc->client.errmsg[0] != '\0' ? pc->client.errmsg
+							 : corral_strerror(rv));
+	}
+	return rv;
+}
+
+static const struct state_tx_ops dq_tx_ops = {
+	.exec = dq_exec,
+	.query = dq_query,
+};
+
+/* ------------------------------------------------------------------------ */
+/* Pool                                                                       */
+
+static void pool_conn_close(struct pool_conn *pc)
+{
+	if (pc->open) {
+		dqlite_client_close(&pc->client);
+		pc->open = false;
+	}
+}
+
+/* Open @pc to the local node (worker thread). */
+static int pool_conn_open(struct state *s, struct pool_conn *pc, char *errmsg)
+{
+	int fd;
+	int rv;
+
+	rv = dqlite_client_connect_unix(s->bind_addr, &fd);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "connect to dqlite node: %s", corral_strerror(rv));
+		return rv;
+	}
+	rv = dqlite_client_init(&pc->client, fd);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "dqlite handshake: %s",
+			    corral_strerror(rv));
+		return rv;
+	}
+	pc->open = true;
+	rv = dqlite_client_open(&pc->client, STATE_DB_NAME, &pc->db);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "open database: %s",
+			    pc->client.errmsg);
+		pool_conn_close(pc);
+		return rv;
+	}
+	rv = dqlite_client_exec_sql(&pc->client, pc->db,
+				    "PRAGMA foreign_keys = ON", NULL, 0, NULL,
+				    NULL);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "enable foreign keys: %s", pc->client.errmsg);
+		pool_conn_close(pc);
+		return rv;
+	}
+	return 0;
+}
+
+static struct pool_conn *pool_acquire(struct state *s)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		for (i = 0; i < STATE_POOL_SIZE; i++) {
+			if (!s->conns[i].in_use) {
+				s->conns[i].in_use = true;
+				pthread_mutex_unlock(&s->mu);
+				return &s->conns[i];
+			}
+		}
+		pthread_cond_wait(&s->cv, &s->mu);
+	}
+}
+
+static void pool_release(struct state *s, struct pool_conn *pc)
+{
+	pthread_mutex_lock(&s->mu);
+	pc->in_use = false;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Run @fn in a transaction when @write (worker thread). */
+static int run_work(struct state *s,
+		    bool write,
+		    state_work_fn fn,
+		    void *arg,
+		    char *errmsg)
+{
+	struct pool_conn *pc;
+	struct state_tx tx;
+	int rv;
+
+	if (s->stopping || s->node == NULL) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "database is not running");
+		return CORRAL_ENOLEADER;
+	}
+	pc = pool_acquire(s);
+	if (!pc->open) {
+		rv = pool_conn_open(s, pc, errmsg);
+		if (rv != 0) {
+			pool_release(s, pc);
+			return rv;
+		}
+	}
+	memset(&tx, 0, sizeof tx);
+	tx.ops = &dq_tx_ops;
+	tx.impl = pc;
+	tx.write = write;
+	if (write) {
+		pthread_mutex_lock(&s->write_mu);
+		rv = state_tx_exec(&tx, "BEGIN", NULL, 0, NULL, NULL);
+		if (rv != 0) {
+			goto done;
+		}
+	}
+	rv = fn(&tx, arg);
+	if (write) {
+		if (rv == 0) {
+			rv = state_tx_exec(&tx, "COMMIT", NULL, 0, NULL, NULL);
+			if (rv != 0) {
+				corral_errwrapf(tx.errmsg, sizeof tx.errmsg,
+						"commit");
+			}
+		}
+		if (rv != 0) {
+			char keep[CORRAL_ERRMSG_SIZE];
+
+			memcpy(keep, tx.errmsg, sizeof keep);
+			state_tx_exec(&tx, "ROLLBACK", NULL, 0, NULL, NULL);
+			memcpy(tx.errmsg, keep, sizeof keep);
+		}
+	}
+done:
+	if (write) {
+		pthread_mutex_unlock(&s->write_mu);
+	}
+	if (pc->client.broken) {
+		pool_conn_close(pc);
+	}
+	pool_release(s, pc);
+	if (rv != 0) {
+		corral_errf(
+		    errmsg, CORRAL_ERRMSG_SIZE, "%s",
+		    tx.errmsg[0] != '\0' ? tx.errmsg : corral_strerror(rv));
+	}
+	return rv;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Node                                                                       */
+
+/* Read or create DIR/database/info: the node id and raft address. */
+static int node_info(struct state *s, bool *fresh, char *errmsg)
+{
+	char path[4200];
+	char buf[256];
+	FILE *f;
+	unsigned long long id = 0;
+	char addr[64] = "";
+
+	snprintf(path, sizeof path, "%s/info", s->db_dir);
+	f = fopen(path, "r");
+	if (f != NULL) {
+		while (fgets(buf, sizeof buf, f) != NULL) {
+			if (sscanf(buf, "id: %llu", &id) == 1) {
+				continue;
+			}
+			sscanf(buf, "address: %63s", addr);
+		}
+		fclose(f);
+		if (id == 0 || addr[0] == '\0') {
+			corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+				    "%s is corrupt: no id or address", path);
+			return CORRAL_EINVALID;
+		}
+		s->node_id = id;
+		*fresh = false;
+		return 0;
+	}
+	if (errno != ENOENT) {
+		int rv = -errno;
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "open %s: %s", path,
+			    strerror(errno));
+		return rv;
+	}
+	s->node_id = 1;
+	*fresh = true;
+	f = fopen(path, "w");
+	if (f == NULL) {
+		int rv = -errno;
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "create %s: %s", path,
+			    strerror(errno));
+		return rv;
+	}
+	fprintf(f, "id: %llu\naddress: %s\n", (unsigned long long)s->node_id,
+		s->bind_addr);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		int rv = -errno;
+		fclose(f);
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "write %s: %s", path,
+			    strerror(errno));
+		return rv;
+	}
+	fclose(f);
+	return 0;
+}
+
+/* Wait until the node knows a leader (itself, in a one-member cluster). */
+static int wait_leader(struct state *s, char *errmsg)
+{
+	struct dqlite_client c;
+	uint64_t id = 0;
+	char *address = NULL;
+	int fd;
+	int rv;
+	int waited;
+
+	rv = dqlite_client_connect_unix(s->bind_addr, &fd);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "connect to dqlite node: %s", corral_strerror(rv));
+		return rv;
+	}
+	rv = dqlite_client_init(&c, fd);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "dqlite handshake: %s",
+			    corral_strerror(rv));
+		return rv;
+	}
+	for (waited = 0; waited < STATE_LEADER_WAIT_MS; waited += 5) {
+		rv = dqlite_client_leader(&c, &id, &address);
+		if (rv != 0) {
+			corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+				    "ask for leader: %s", c.errmsg);
+			break;
+		}
+		if (id != 0) {
+			dqlite_proto_free(address);
+			break;
+		}
+		dqlite_proto_free(address);
+		address = NULL;
+		usleep(5000);
+	}
+	dqlite_client_close(&c);
+	if (rv == 0 && id == 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "no leader elected after %d ms",
+			    STATE_LEADER_WAIT_MS);
+		return CORRAL_ENOLEADER;
+	}
+	return rv;
+}
+
+static int schema_work(struct state_tx *tx, void *arg)
+{
+	(void)arg;
+	return state_schema_apply(tx);
+}
+
+static void start_work_cb(uv_work_t *req)
+{
+	struct state *s = req->data;
+	char *errmsg = s->start_errmsg;
+	bool fresh;
+	int rv;
+
+	if (mkdir(s->db_dir, 0700) != 0 && errno != EEXIST) {
+		rv = -errno;
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "mkdir %s: %s",
+			    s->db_dir, strerror(errno));
+		goto out;
+	}
+	rv = node_info(s, &fresh, errmsg);
+	if (rv != 0) {
+		goto out;
+	}
+	rv = dqlite_node_create(s->node_id, s->bind_addr, s->db_dir, &s->node);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "dqlite_node_create(): %s",
+			    s->node != NULL ? dqlite_node_errmsg(s->node)
+					    : "out of memory");
+		rv = CORRAL_EDBFAIL;
+		goto out;
+	}
+	if (dqlite_node_set_bind_address(s->node, s->bind_addr) != 0 ||
+	    dqlite_node_set_network_latency_ms(s->node, s->latency_ms) != 0 ||
+	    /* Snapshot every 1024 entries and keep 8192 behind it, so a
+	     * lagging member catches up from the log instead of a full
+	     * snapshot most of the time. */
+	    dqlite_node_set_snapshot_params(s->node, 1024, 8192) != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "configure dqlite node: %s",
+			    dqlite_node_errmsg(s->node));
+		rv = CORRAL_EDBFAIL;
+		goto out;
+	}
+	rv = dqlite_node_start(s->node);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "dqlite_node_start(): %s",
+			    dqlite_node_errmsg(s->node));
+		rv = CORRAL_EDBFAIL;
+		goto out;
+	}
+	rv = wait_leader(s, errmsg);
+	if (rv != 0) {
+		goto out;
+	}
+	/* Migrations manage their own transactions. */
+	rv = run_work(s, false, schema_work, NULL, errmsg);
+out:
+	s->start_rv = rv;
+	(void)fresh;
+}
+
+static void start_after_cb(uv_work_t *req, int status)
+{
+	struct state *s = req->data;
+
+	if (status != 0 && s->start_rv == 0) {
+		s->start_rv = status;
+		corral_errf(s->start_errmsg, sizeof s->start_errmsg,
+			    "start cancelled");
+	}
+	s->ready = s->start_rv == 0;
+	s->ready_cb(s->ready_arg, s->start_rv, s->start_errmsg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Public                                                                     */
+
+int state_create(uv_loop_t *loop,
+		 const struct state_config *cfg,
+		 struct state **out,
+		 char *errmsg)
+{
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	char real[4096];
+	struct state *s;
+	unsigned i;
+
+	s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "state: out of memory");
+		return -ENOMEM;
+	}
+	s->loop = loop;
+	s->dir = strdup(cfg->dir);
+	if (s->dir == NULL) {
+		free(s);
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "state: out of memory");
+		return -ENOMEM;
+	}
+	s->latency_ms = cfg->latency_ms != 0 ? cfg->latency_ms : 20;
+	snprintf(s->db_dir, sizeof s->db_dir, "%s/database", cfg->dir);
+	/* The node's socket name is derived from the state dir, so many
+	 * corrald can share a network namespace. */
+	if (realpath(cfg->dir, real) == NULL) {
+		snprintf(real, sizeof real, "%s", cfg->dir);
+	}
+	SHA256((const unsigned char *)real, strlen(real), digest);
+	snprintf(s->bind_addr, sizeof s->bind_addr, "@corral-");
+	for (i = 0; i < 12; i++) {
+		snprintf(s->bind_addr + 8 + 2 * i, 3, "%02x", digest[i]);
+	}
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	pthread_mutex_init(&s->write_mu, NULL);
+	*out = s;
+	return 0;
+}
+
+int state_start(struct state *s, state_ready_cb cb, void *arg)
+{
+	s->ready_cb = cb;
+	s->ready_arg = arg;
+	s->start_req.data = s;
+	return uv_queue_work(s->loop, &s->start_req, start_work_cb,
+			     start_after_cb);
+}
+
+bool state_ready(const struct state *s)
+{
+	return s->ready;
+}
+
+static void submit_work_cb(uv_work_t *req)
+{
+	struct state_work *w = req->data;
+
+	w->rv = run_work(w->s, w->write, w->fn, w->arg, w->errmsg);
+}
+
+static void submit_after_cb(uv_work_t *req, int status)
+{
+	struct state_work *w = req->data;
+
+	if (status != 0 && w->rv == 0) {
+		w->rv = status;
+		corral_errf(w->errmsg, sizeof w->errmsg, "cancelled");
+	}
+	w->done(w->arg, w->rv, w->errmsg);
+	free(w);
+}
+
+int state_submit(struct state *s,
+		 bool write,
+		 state_work_fn work,
+		 state_done_cb done,
+		 void *arg)
+{
+	struct state_work *w;
+	int rv;
+
+	if (!s->ready || s->stopping) {
+		return CORRAL_ENOLEADER;
+	}
+	w = calloc(1, sizeof *w);
+	if (w == NULL) {
+		return -ENOMEM;
+	}
+	w->req.data = w;
+	w->s = s;
+	w->write = write;
+	w->fn = work;
+	w->done = done;
+	w->arg = arg;
+	rv = uv_queue_work(s->loop, &w->req, submit_work_cb, submit_after_cb);
+	if (rv != 0) {
+		free(w);
+	}
+	return rv;
+}
+
+static void stop_work_cb(uv_work_t *req)
+{
+	struct state *s = req->data;
+	unsigned i;
+
+	/* Take every connection: waits for work still running. */
+	for (i = 0; i < STATE_POOL_SIZE; i++) {
+		struct pool_conn *pc = pool_acquire(s);
+		pool_conn_close(pc);
+	}
+	if (s->node != NULL) {
+		dqlite_node_stop(s->node);
+		dqlite_node_destroy(s->node);
+		s->node = NULL;
+	}
+}
+
+static void stop_after_cb(uv_work_t *req, int status)
+{
+	struct state *s = req->data;
+
+	(void)status;
+	s->stop_cb(s->stop_arg);
+}
+
+void state_stop(struct state *s, void (*cb)(void *arg), void *arg)
+{
+	s->stopping = true;
+	s->ready = false;
+	s->stop_cb = cb;
+	s->stop_arg = arg;
+	s->stop_req.data = s;
+	if (uv_queue_work(s->loop, &s->stop_req, stop_work_cb, stop_after_cb) !=
+	    0) {
+		stop_work_cb(&s->stop_req);
+		cb(arg);
+	}
+}
+
+void state_destroy(struct state *s)
+{
+	if (s == NULL) {
+		return;
+	}
+	if (s->node != NULL) {
+		dqlite_node_destroy(s->node);
+	}
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->write_mu);
+	free(s->dir);
+	free(s);
+}
