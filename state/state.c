@@ -55,6 +55,7 @@ struct state {
 	struct pool_conn conns[STATE_POOL_SIZE];
 
 	/* Start-up. */
+	bool start_running; /* under mu: stop waits for it */
 	uv_work_t start_req;
 	state_ready_cb ready_cb;
 	void *ready_arg;
@@ -205,7 +206,7 @@ static void pool_release(struct state *s, struct pool_conn *pc)
 {
 	pthread_mutex_lock(&s->mu);
 	pc->in_use = false;
-	pthread_cond_signal(&s->cv);
+	pthread_cond_broadcast(&s->cv); /* stop may wait on the same cv */
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -393,7 +394,7 @@ static void start_work_cb(uv_work_t *req)
 {
 	struct state *s = req->data;
 	char *errmsg = s->start_errmsg;
-	bool fresh;
+	bool fresh = false;
 	int rv;
 
 	if (mkdir(s->db_dir, 0700) != 0 && errno != EEXIST) {
@@ -443,7 +444,10 @@ static void start_work_cb(uv_work_t *req)
 	rv = run_work(s, false, schema_work, NULL, errmsg);
 out:
 	s->start_rv = rv;
-	(void)fresh;
+	pthread_mutex_lock(&s->mu);
+	s->start_running = false;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
 }
 
 static void start_after_cb(uv_work_t *req, int status)
@@ -455,7 +459,7 @@ static void start_after_cb(uv_work_t *req, int status)
 		corral_errf(s->start_errmsg, sizeof s->start_errmsg,
 			    "start cancelled");
 	}
-	s->ready = s->start_rv == 0;
+	s->ready = s->start_rv == 0 && !s->stopping;
 	s->ready_cb(s->ready_arg, s->start_rv, s->start_errmsg);
 }
 
@@ -505,11 +509,18 @@ int state_create(uv_loop_t *loop,
 
 int state_start(struct state *s, state_ready_cb cb, void *arg)
 {
+	int rv;
+
 	s->ready_cb = cb;
 	s->ready_arg = arg;
 	s->start_req.data = s;
-	return uv_queue_work(s->loop, &s->start_req, start_work_cb,
-			     start_after_cb);
+	s->start_running = true;
+	rv = uv_queue_work(s->loop, &s->start_req, start_work_cb,
+			   start_after_cb);
+	if (rv != 0) {
+		s->start_running = false;
+	}
+	return rv;
 }
 
 bool state_ready(const struct state *s)
@@ -570,6 +581,12 @@ static void stop_work_cb(uv_work_t *req)
 	struct state *s = req->data;
 	unsigned i;
 
+	/* A start still running creates the node: let it finish first. */
+	pthread_mutex_lock(&s->mu);
+	while (s->start_running) {
+		pthread_cond_wait(&s->cv, &s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
 	/* Take every connection: waits for work still running. */
 	for (i = 0; i < STATE_POOL_SIZE; i++) {
 		struct pool_conn *pc = pool_acquire(s);

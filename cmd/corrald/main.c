@@ -69,6 +69,9 @@ static void on_state_ready(void *arg, int rv, const char *errmsg)
 {
 	struct daemon *d = arg;
 
+	if (d->stopping) {
+		return; /* a signal came first: not an error */
+	}
 	if (rv != 0) {
 		log_error("msg=\"database start failed\" error=\"%s\"", errmsg);
 		fprintf(stderr, "Error: database: %s\n", errmsg);
