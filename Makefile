@@ -17,7 +17,7 @@ PYTHON := /usr/bin/python3
 # Debian packages: build, run and test dependencies.
 DEB_PKGS := build-essential pkg-config clang-format libuv1-dev \
 	libdqlite-dev libraft-dev libsqlite3-dev libssl-dev libmsgpack-dev \
-	libjansson-dev libhttp-parser-dev libwslay-dev libyaml-dev \
+	libjansson-dev libhttp-parser-dev libwslay-dev libyaml-dev openssl \
 	libcmocka-dev libclang-rt-14-dev valgrind iproute2 nftables \
 	libnftables-dev python3 python3-pytest python3-cryptography \
 	python3-requests python3-requests-unixsocket lxd-client python3-pylxd
@@ -50,7 +50,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags libuv jansson openssl dqlite \
 	sqlite3 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs libuv jansson openssl dqlite sqlite3 \
 	2>/dev/null)
-LIBS := $(PKG_LIBS) -lhttp_parser -lwslay -lpthread -lm
+LIBS := $(PKG_LIBS) -lhttp_parser -lwslay -lyaml -lpthread -lm
 
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Iinclude $(OPT) $(WARN) $(HARDEN) \
 	$(SAN_FLAGS) $(PKG_CFLAGS) $(CFLAGS)
