@@ -37,9 +37,12 @@ static int from_hex(const char *in, size_t len, unsigned char *out)
 	return 0;
 }
 
-static int derive(const char *secret, const unsigned char *salt,
-		  unsigned long long n, unsigned long long r,
-		  unsigned long long p, unsigned char *key)
+static int derive(const char *secret,
+		  const unsigned char *salt,
+		  unsigned long long n,
+		  unsigned long long r,
+		  unsigned long long p,
+		  unsigned char *key)
 {
 	if (EVP_PBE_scrypt(secret, strlen(secret), salt, SALT_LEN, n, r, p,
 			   64 * 1024 * 1024, key, KEY_LEN) != 1) {

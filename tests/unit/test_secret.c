@@ -37,9 +37,10 @@ static void test_malformed_stored(void **state)
 	assert_false(secret_verify("x", "scrypt$16384$8$1$zz$zz"));
 	/* Absurd cost parameters are refused, not computed. */
 	assert_false(secret_verify(
-	    "x", "scrypt$1099511627776$8$1$00112233445566778899aabbccddeeff$"
-		 "00112233445566778899aabbccddeeff00112233445566778899aabbccdd"
-		 "eeff"));
+	    "x",
+	    "scrypt$1099511627776$8$1$00112233445566778899aabbccddeeff$"
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccdd"
+	    "eeff"));
 }
 
 int main(void)
