@@ -6,10 +6,38 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <corral/log.h>
 
 #include "api.h"
+#include "events.h"
+#include "operations.h"
+#include "tls.h"
+
+/* Whether the route lets untrusted callers use @method. */
+static bool api__untrusted_allowed(const struct api_route *route,
+				   enum http_method method)
+{
+	if (method == HTTP_GET || method == HTTP_HEAD) {
+		return (route->flags & API_ROUTE_UNTRUSTED_GET) != 0;
+	}
+	if (method == HTTP_POST) {
+		return (route->flags & API_ROUTE_UNTRUSTED_POST) != 0;
+	}
+	return false;
+}
+
+/* Whether the TLS client with fingerprint @fp is in the trust store. */
+static bool api__trusted(struct api *a, const char *fp)
+{
+	(void)a;
+	if (fp[0] == '\0') {
+		return false;
+	}
+	return false; /* trust store lookup: see api/trust.c */
+}
 
 /* Every route table of the API, searched in order. */
 static const struct {
@@ -19,6 +47,8 @@ static const struct {
 	{ api_routes_server, &api_n_routes_server },
 	{ api_routes_projects, &api_n_routes_projects },
 	{ api_routes_profiles, &api_n_routes_profiles },
+	{ api_routes_operations, &api_n_routes_operations },
+	{ api_routes_certificates, &api_n_routes_certificates },
 };
 
 static const char *method_names[] = { "GET", "PUT", "POST", "PATCH", "DELETE" };
@@ -65,6 +95,47 @@ static void reply_not_allowed(struct api_req *r)
 	api__reply_error_headers(r, 405, allow, "method not allowed");
 }
 
+/* Who is calling: the Unix socket is a trusted admin; a TLS client is
+ * identified by its certificate's fingerprint. */
+static void api__authenticate(struct api *a,
+			      struct http_conn *conn,
+			      struct api_req *r)
+{
+	const char *fp;
+	struct sockaddr_storage ss;
+	int len = sizeof ss;
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	r->tls = http_conn_transport_data(conn) != NULL;
+	r->fingerprint[0] = '\0';
+	r->peer_x509 = NULL;
+	if (!r->tls) {
+		r->trusted = true;
+		snprintf(r->remote_addr, sizeof r->remote_addr, "@");
+		return;
+	}
+	fp = tls_conn_fingerprint(conn);
+	if (fp != NULL) {
+		snprintf(r->fingerprint, sizeof r->fingerprint, "%s", fp);
+		r->peer_x509 = tls_conn_peer(conn);
+	}
+	r->trusted = api__trusted(a, r->fingerprint);
+	if (uv_tcp_getpeername((uv_tcp_t *)http_conn_stream(conn),
+			       (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+			uv_ip4_name(in, host, sizeof host);
+			port = ntohs(in->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+			uv_ip6_name(in6, host, sizeof host);
+			port = ntohs(in6->sin6_port);
+		}
+	}
+	snprintf(r->remote_addr, sizeof r->remote_addr, "%s:%u", host, port);
+}
+
 static void api_on_request(struct http_conn *conn, struct http_request *http)
 {
 	struct api *a = http_conn_server(conn)->data;
@@ -87,8 +158,8 @@ static void api_on_request(struct http_conn *conn, struct http_request *http)
 	r->conn = conn;
 	r->http = http;
 	r->route = NULL;
-	r->trusted = true; /* the Unix socket is trusted */
 	r->errmsg[0] = '\0';
+	api__authenticate(a, conn, r);
 	http_conn_ref(conn);
 
 	for (t = 0; t < sizeof route_tables / sizeof route_tables[0]; t++) {
@@ -111,6 +182,11 @@ matched:
 		api_reply_error(r, 404, "not found");
 		return;
 	}
+	/* Untrusted callers reach only what LXD leaves open. */
+	if (!r->trusted && !api__untrusted_allowed(r->route, http->method)) {
+		api_reply_error(r, 403, "not authorized");
+		return;
+	}
 	handler = route_handler(r->route, http->method);
 	if (handler == NULL) {
 		reply_not_allowed(r);
@@ -122,6 +198,20 @@ matched:
 		return;
 	}
 	handler(r);
+}
+
+/* Every operation state change becomes an "operation" event. */
+static void api_op_notify_cb(struct api_op *op, void *arg)
+{
+	struct api *a = arg;
+	json_t *obj = ops_to_json(op);
+
+	if (obj == NULL) {
+		log_warn("msg=\"operation event dropped: out of memory\"");
+		return;
+	}
+	events_send(a, "operation", op->project, obj);
+	json_decref(obj);
 }
 
 int api_create(uv_loop_t *loop,
@@ -141,7 +231,9 @@ int api_create(uv_loop_t *loop,
 	a->socket_path = strdup(cfg->socket_path);
 	a->cert_pem = strdup(cfg->cert_pem);
 	if (a->state_dir == NULL || a->socket_path == NULL ||
-	    a->cert_pem == NULL) {
+	    a->cert_pem == NULL ||
+	    ops_create(loop, api_op_notify_cb, a, &a->ops) != 0 ||
+	    events_create(loop, &a->events) != 0) {
 		api_destroy(a);
 		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "api: out of memory");
 		return -ENOMEM;
@@ -274,11 +366,30 @@ void api_set_ready(struct api *a, bool ready, const char *reason)
 		 reason != NULL ? reason : "");
 }
 
+static void ready_https_cb(struct api *a, int rv, const char *errmsg, void *arg)
+{
+	(void)arg;
+	if (rv != 0) {
+		/* The daemon keeps serving its Unix socket; the admin can fix
+		 * the address there. */
+		log_error("msg=\"TLS listener not started\" error=\"%s\"",
+			  errmsg);
+	}
+	(void)a;
+}
+
 static void state_ready_config_cb(struct api *a, int rv)
 {
+	const char *addr;
+
 	if (rv != 0) {
 		api_set_ready(a, false, "cannot load the server config");
 		return;
+	}
+	addr =
+	    json_string_value(json_object_get(a->config, "core.https_address"));
+	if (addr != NULL && addr[0] != '\0') {
+		api_https_set(a, addr, ready_https_cb, NULL);
 	}
 	api_set_ready(a, true, NULL);
 	log_info("msg=\"ready\" ms=%llu",
@@ -318,6 +429,14 @@ static void listener_closed_cb(uv_handle_t *h)
 	api_maybe_closed(a);
 }
 
+static void sub_closed_cb(void *arg)
+{
+	struct api *a = arg;
+
+	a->closing_handles--;
+	api_maybe_closed(a);
+}
+
 static void conn_closed_cb(struct http_conn *conn)
 {
 	struct api *a = http_conn_server(conn)->data;
@@ -325,6 +444,81 @@ static void conn_closed_cb(struct http_conn *conn)
 	if (a->close_cb != NULL) {
 		api_maybe_closed(a);
 	}
+}
+
+static void https_closed_cb(struct https_listener *l)
+{
+	struct api *a = l->data;
+
+	a->closing_handles--;
+	api_maybe_closed(a);
+}
+
+/* ------------------------------------------------------------------------ */
+/* TLS listener                                                               */
+
+struct https_set {
+	struct api *a;
+	char address[256];
+	api_https_cb cb;
+	void *arg;
+};
+
+static void https_set_stopped_cb(struct https_listener *l)
+{
+	struct https_set *set = l->data2;
+	struct api *a = set->a;
+	char errmsg[CORRAL_ERRMSG_SIZE] = "";
+	char crt[4200];
+	char key[4200];
+	int rv = 0;
+
+	l->data2 = NULL;
+	if (set->address[0] != '\0' && a->tls_ctx == NULL) {
+		snprintf(crt, sizeof crt, "%s/server.crt", a->state_dir);
+		snprintf(key, sizeof key, "%s/server.key", a->state_dir);
+		rv = tls_server_ctx_create(crt, key, &a->tls_ctx, errmsg);
+	}
+	if (rv == 0 && set->address[0] != '\0') {
+		rv = https_listener_start(&a->https, a->loop, &a->http,
+					  a->tls_ctx, set->address, errmsg);
+	}
+	if (rv == 0) {
+		snprintf(a->https_address, sizeof a->https_address, "%s",
+			 set->address);
+		if (set->address[0] != '\0') {
+			char bound[128] = "";
+			https_listener_address(&a->https, bound, sizeof bound);
+			log_info("msg=\"listening\" https=%s", bound);
+		}
+	} else {
+		a->https_address[0] = '\0';
+		log_warn("msg=\"cannot listen\" address=%s error=\"%s\"",
+			 set->address, errmsg);
+	}
+	api_invalidate_root(a);
+	set->cb(a, rv, errmsg, set->arg);
+	free(set);
+}
+
+void api_https_set(struct api *a,
+		   const char *address,
+		   api_https_cb cb,
+		   void *arg)
+{
+	struct https_set *set = calloc(1, sizeof *set);
+
+	if (set == NULL) {
+		cb(a, -ENOMEM, "out of memory", arg);
+		return;
+	}
+	set->a = a;
+	snprintf(set->address, sizeof set->address, "%s", address);
+	set->cb = cb;
+	set->arg = arg;
+	a->https.data = a;
+	a->https.data2 = set;
+	https_listener_stop(&a->https, https_set_stopped_cb);
 }
 
 void api_close(struct api *a, void (*cb)(void *arg), void *arg)
@@ -339,6 +533,13 @@ void api_close(struct api *a, void (*cb)(void *arg), void *arg)
 		unlink(a->socket_path);
 	}
 	http_server_close_all(&a->http);
+	if (https_listener_active(&a->https)) {
+		a->closing_handles++;
+		https_listener_stop(&a->https, https_closed_cb);
+	}
+	a->closing_handles += 2;
+	ops_close(a->ops, sub_closed_cb, a);
+	events_close(a->events, sub_closed_cb, a);
 	api_maybe_closed(a);
 }
 
@@ -348,6 +549,11 @@ void api_destroy(struct api *a)
 		return;
 	}
 	api_invalidate_root(a);
+	if (a->tls_ctx != NULL) {
+		tls_server_ctx_destroy(a->tls_ctx);
+	}
+	ops_destroy(a->ops);
+	events_destroy(a->events);
 	json_decref(a->config);
 	free(a->state_dir);
 	free(a->socket_path);

@@ -14,6 +14,7 @@
 #include <corral/state.h>
 
 #include "http.h"
+#include "https.h"
 #include "router.h"
 
 struct api_req;
@@ -37,6 +38,10 @@ struct api_route {
 enum {
 	/* Served before the database is ready. */
 	API_ROUTE_EARLY = 1 << 0,
+	/* GET (and HEAD) open to untrusted TLS callers. */
+	API_ROUTE_UNTRUSTED_GET = 1 << 1,
+	/* POST open to untrusted TLS callers. */
+	API_ROUTE_UNTRUSTED_POST = 1 << 2,
 };
 
 struct api {
@@ -67,6 +72,22 @@ struct api {
 	size_t root_cache_len;
 	char root_etag[65];
 
+	/* Operations (in memory) and /1.0/events listeners: owned, created
+	 * by api_create(), timers closed by api_close(). */
+	struct ops *ops;
+	struct events *events;
+
+	/* Identities and role bindings by fingerprint, with the password
+	 * limiter (api/trust.h). Owned; replaced by api_trust_reload(). */
+	struct trust_cache *trust;
+
+	/* TLS listener of core.https_address. The context is created on the
+	 * first start and shared by every connection (each holds a
+	 * reference). */
+	SSL_CTX *tls_ctx;
+	struct https_listener https;
+	char https_address[256]; /* configured address, "" when off */
+
 	int closing_handles;
 	void (*close_cb)(void *arg);
 	void *close_arg;
@@ -80,7 +101,11 @@ struct api_req {
 	struct http_request *http; /* owned by conn */
 	const struct api_route *route;
 	struct router_match match;
-	bool trusted;
+	bool trusted; /* Unix socket, or a TLS client in the trust store */
+	bool tls;     /* arrived over the TLS listener */
+	char fingerprint[65]; /* TLS client certificate, "" when none */
+	void *peer_x509;      /* X509 * of the TLS client, borrowed, or NULL */
+	char remote_addr[64]; /* "ip:port" of a TLS client, "@" for Unix */
 	char errmsg[CORRAL_ERRMSG_SIZE];
 };
 
@@ -149,6 +174,9 @@ struct api_db_call {
 	bool urls;             /* list answer: names -> URLs */
 	char url_prefix[64];   /* e.g. "/1.0/profiles/" */
 	api_db_reply_fn reply; /* custom reply, or NULL */
+	bool patch;            /* handler-specific: PATCH rather than PUT */
+	char aux[256];         /* handler-specific string */
+	char aux2[128];        /* handler-specific string */
 	char errmsg[CORRAL_ERRMSG_SIZE];
 };
 
@@ -183,6 +211,24 @@ extern const struct api_route api_routes_projects[];
 extern const unsigned api_n_routes_projects;
 extern const struct api_route api_routes_profiles[];
 extern const unsigned api_n_routes_profiles;
+extern const struct api_route api_routes_operations[];
+extern const unsigned api_n_routes_operations;
+extern const struct api_route api_routes_certificates[];
+extern const unsigned api_n_routes_certificates;
+
+/* Completion of api_https_set(): @rv 0, or a negative code with @errmsg. */
+typedef void (*api_https_cb)(struct api *a,
+			     int rv,
+			     const char *errmsg,
+			     void *arg);
+
+/* Make the TLS listener serve @address ("" stops it): stops the current
+ * listener, then binds the new one. @cb runs on the loop. @address is
+ * copied. */
+void api_https_set(struct api *a,
+		   const char *address,
+		   api_https_cb cb,
+		   void *arg);
 
 /* Reload the cached server config from the database (after start and after
  * every config write). @done runs on the loop. */

@@ -65,6 +65,14 @@ static json_t *server_object(struct api *a, const char *project)
 	if (env == NULL) {
 		return NULL;
 	}
+	if (https_listener_active(&a->https)) {
+		char bound[128];
+		if (https_listener_address(&a->https, bound, sizeof bound) ==
+		    0) {
+			json_array_append_new(json_object_get(env, "addresses"),
+					      json_string(bound));
+		}
+	}
 	obj = json_pack(
 	    "{s:o, s:s, s:s, s:s, s:[s], s:b, s:o, s:o}", "api_extensions",
 	    api_extensions(), "api_status", "stable", "api_version", "1.0",
@@ -91,6 +99,22 @@ static void get_1_0(struct api_req *r)
 	char project[128];
 	json_t *obj;
 	int rv;
+
+	if (!r->trusted) {
+		/* LXD's reduced object: enough for a client to decide to
+		 * authenticate, nothing about the host. */
+		obj =
+		    json_pack("{s:o, s:s, s:s, s:s, s:[s], s:b}",
+			      "api_extensions", api_extensions(), "api_status",
+			      "stable", "api_version", "1.0", "auth",
+			      "untrusted", "auth_methods", "tls", "public", 0);
+		if (obj == NULL) {
+			api_reply_error(r, 500, "out of memory");
+			return;
+		}
+		api_reply_sync(r, 200, obj, NULL, NULL);
+		return;
+	}
 
 	rv = api_query(r, "project", project, sizeof project);
 	if (rv == -EINVAL) {
@@ -274,11 +298,49 @@ static int config_patch_work(struct state_tx *tx, struct api_db_call *c)
 	return config_update_work(tx, c, true);
 }
 
+static void https_restored_cb(struct api *a,
+			      int rv,
+			      const char *errmsg,
+			      void *arg)
+{
+	char *configured = arg;
+
+	/* The listener is back on the address it had; the configured value
+	 * (which may say port 0) is what the config still holds. */
+	snprintf(a->https_address, sizeof a->https_address, "%s", configured);
+	free(configured);
+	if (rv != 0) {
+		log_error(
+		    "msg=\"cannot restore the TLS listener\" "
+		    "error=\"%s\"",
+		    errmsg);
+	}
+}
+
+/* Put the listener back where it was before @c moved it. */
+static void https_restore(struct api *a, struct api_db_call *c)
+{
+	char *configured = strdup(c->aux);
+
+	if (configured == NULL) {
+		log_error(
+		    "msg=\"cannot restore the TLS listener\" "
+		    "error=\"out of memory\"");
+		return;
+	}
+	api_https_set(a, c->aux2[0] != '\0' ? c->aux2 : c->aux,
+		      https_restored_cb, configured);
+}
+
 static void config_update_reply(struct api_db_call *c, int rv)
 {
 	struct api_req *r = c->r;
 
 	if (rv != 0) {
+		/* The listener moved before the write: move it back. */
+		if (strcmp(c->aux, r->api->https_address) != 0) {
+			https_restore(r->api, c);
+		}
 		snprintf(r->errmsg, sizeof r->errmsg, "%s", c->errmsg);
 		api_reply_code(r, rv);
 		return;
@@ -289,11 +351,30 @@ static void config_update_reply(struct api_db_call *c, int rv)
 	api_reply_sync(r, 200, json_object(), NULL, NULL);
 }
 
+static void https_moved_cb(struct api *a, int rv, const char *errmsg, void *arg)
+{
+	struct api_db_call *c = arg;
+	struct api_req *r = c->r;
+
+	if (rv != 0) {
+		/* Put the old listener back, then refuse the change. */
+		if (c->aux[0] != '\0') {
+			https_restore(a, c);
+		}
+		api_reply_error(r, 400, "core.https_address: %s", errmsg);
+		json_decref(c->in);
+		free(c);
+		return;
+	}
+	api_db_run(c, true, c->patch ? config_patch_work : config_put_work);
+}
+
 static void update_1_0(struct api_req *r, bool patch)
 {
 	struct api_db_call *c;
 	json_t *body = api_body_object(r);
 	json_t *config;
+	const char *addr;
 
 	if (body == NULL) {
 		return;
@@ -316,6 +397,23 @@ static void update_1_0(struct api_req *r, bool patch)
 	}
 	c->in = body;
 	c->reply = config_update_reply;
+	c->patch = patch;
+	/* Bind a new core.https_address before anything is written, so an
+	 * address that cannot be used changes nothing. */
+	snprintf(c->aux, sizeof c->aux, "%s", r->api->https_address);
+	if (https_listener_active(&r->api->https) &&
+	    https_listener_address(&r->api->https, c->aux2, sizeof c->aux2) !=
+		0) {
+		c->aux2[0] = '\0';
+	}
+	addr = json_string_value(json_object_get(config, "core.https_address"));
+	if (addr == NULL) {
+		addr = patch ? r->api->https_address : "";
+	}
+	if (strcmp(addr, r->api->https_address) != 0) {
+		api_https_set(r->api, addr, https_moved_cb, c);
+		return;
+	}
 	api_db_run(c, true, patch ? config_patch_work : config_put_work);
 }
 
@@ -386,12 +484,14 @@ void api_config_reload(struct api *a, void (*done)(struct api *a, int rv))
 }
 
 const struct api_route api_routes_server[] = {
-	{ .path = "/", .get = get_root, .flags = API_ROUTE_EARLY },
+	{ .path = "/",
+	  .get = get_root,
+	  .flags = API_ROUTE_EARLY | API_ROUTE_UNTRUSTED_GET },
 	{ .path = "/1.0",
 	  .get = get_1_0,
 	  .put = put_1_0,
 	  .patch = patch_1_0,
-	  .flags = API_ROUTE_EARLY },
+	  .flags = API_ROUTE_EARLY | API_ROUTE_UNTRUSTED_GET },
 };
 
 const unsigned api_n_routes_server =

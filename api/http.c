@@ -57,6 +57,12 @@ struct http_conn {
 	unsigned error_status; /* answer to give instead of dispatching */
 	size_t pending_writes;
 
+	/* Set by http_conn_upgrade(): input bypasses the parser. */
+	bool upgraded;
+	http_upgrade_data_cb up_data;
+	http_upgrade_close_cb up_close; /* cleared once called */
+	void *up_arg;
+
 	/* Unparsed plaintext input. */
 	char *in; /* owned */
 	size_t in_len;
@@ -428,6 +434,11 @@ void http_conn_close(struct http_conn *c)
 		return;
 	}
 	c->closing = true;
+	if (c->up_close != NULL) {
+		http_upgrade_close_cb cb = c->up_close;
+		c->up_close = NULL;
+		cb(c, c->up_arg);
+	}
 	if (c->transport != NULL && c->transport->close != NULL) {
 		c->transport->close(c);
 	}
@@ -725,6 +736,9 @@ int http_conn_feed_plain(struct http_conn *c, const char *data, size_t len)
 	if (c->closing || c->lingering) {
 		return 0;
 	}
+	if (c->upgraded) {
+		return c->up_data(c, data, len, c->up_arg);
+	}
 	/* Compact before growing. */
 	if (c->in_off > 0 && c->in_off == c->in_len) {
 		c->in_off = 0;
@@ -771,7 +785,7 @@ static void conn_process(struct http_conn *c)
 	}
 	c->processing = true;
 	while (!c->closing && !c->close_after && !c->in_request &&
-	       c->in_off < c->in_len) {
+	       !c->upgraded && c->in_off < c->in_len) {
 		n = http_parser_execute(&c->parser, &parser_settings,
 					c->in + c->in_off,
 					c->in_len - c->in_off);
@@ -807,6 +821,10 @@ static void conn_process(struct http_conn *c)
 	if (c->closing || c->close_after) {
 		return;
 	}
+	if (c->upgraded) {
+		conn_start_reading(c);
+		return;
+	}
 	if (c->in_off == c->in_len) {
 		c->in_off = 0;
 		c->in_len = 0;
@@ -817,6 +835,75 @@ static void conn_process(struct http_conn *c)
 	}
 	if (!c->in_request && !c->in_message && c->in_len == c->in_off) {
 		conn_arm_timer(c, TIMER_IDLE, c->server->idle_timeout_ms);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Upgraded connections                                                      */
+
+int http_conn_upgrade(struct http_conn *c,
+		      const char *head,
+		      size_t len,
+		      http_upgrade_data_cb on_data,
+		      http_upgrade_close_cb on_close,
+		      void *arg)
+{
+	size_t off;
+	size_t n;
+	int rv;
+
+	if (c->closing || c->close_after || !c->in_request || c->upgraded) {
+		http_conn_close(c);
+		return -EINVAL;
+	}
+	c->in_request = false;
+	rv = conn_send(c, head, len);
+	if (rv != 0) {
+		http_conn_close(c);
+		return rv;
+	}
+	c->upgraded = true;
+	c->up_data = on_data;
+	c->up_close = on_close;
+	c->up_arg = arg;
+	uv_timer_stop(&c->timer);
+	c->timer_mode = TIMER_OFF;
+	if (c->in_off < c->in_len) {
+		/* The client spoke first: hand over what the parser left. */
+		off = c->in_off;
+		n = c->in_len - c->in_off;
+		c->in_off = 0;
+		c->in_len = 0;
+		if (on_data(c, c->in + off, n, arg) != 0) {
+			http_conn_close(c);
+			return 0;
+		}
+	}
+	conn_start_reading(c);
+	return 0;
+}
+
+int http_conn_send(struct http_conn *c, const char *data, size_t len)
+{
+	if (c->closing || c->close_after) {
+		return -ECONNRESET;
+	}
+	return conn_send(c, data, len);
+}
+
+size_t http_conn_pending_writes(const struct http_conn *c)
+{
+	return c->pending_writes;
+}
+
+void http_conn_shutdown(struct http_conn *c)
+{
+	if (c->closing || c->close_after) {
+		return;
+	}
+	c->close_after = true;
+	if (c->pending_writes == 0) {
+		conn_linger(c);
 	}
 }
 

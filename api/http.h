@@ -140,6 +140,47 @@ int http_conn_write_stream(struct http_conn *conn,
 /* Start closing @conn. Safe to call more than once. */
 void http_conn_close(struct http_conn *conn);
 
+/* --- Upgraded connections (websockets) --------------------------------- */
+
+/* Plaintext read on an upgraded connection. Returns 0, or a negative code
+ * to close the connection. */
+typedef int (*http_upgrade_data_cb)(struct http_conn *conn,
+				    const char *data,
+				    size_t len,
+				    void *arg);
+
+/* An upgraded connection started closing; called once, from
+ * http_conn_close(). Sending is no longer possible. */
+typedef void (*http_upgrade_close_cb)(struct http_conn *conn, void *arg);
+
+/* Take over @conn from inside the handler of its current request: send
+ * @head (copied; the complete "101 Switching Protocols" response head), then
+ * hand every plaintext byte read (through the transport, so TLS works too)
+ * to @on_data instead of the HTTP parser, starting with any bytes the client
+ * sent after the request. No timeout applies any more. The request counts as
+ * answered. On success returns 0 and @on_close will be called exactly once;
+ * bytes already buffered may reach @on_data before this returns. On error
+ * the connection is closed, @on_close is never called, and a negative code
+ * is returned. */
+int http_conn_upgrade(struct http_conn *conn,
+		      const char *head,
+		      size_t len,
+		      http_upgrade_data_cb on_data,
+		      http_upgrade_close_cb on_close,
+		      void *arg);
+
+/* Send @len plaintext bytes (copied) on an upgraded @conn through its
+ * transport. Returns 0, or a negative code (the connection is closing or
+ * the write failed; the caller decides whether to close). */
+int http_conn_send(struct http_conn *conn, const char *data, size_t len);
+
+/* Bytes handed to the stream and not yet written, for backpressure. */
+size_t http_conn_pending_writes(const struct http_conn *conn);
+
+/* Close @conn gracefully: once queued output is written, shut down the
+ * sending side, discard input for a moment and close. */
+void http_conn_shutdown(struct http_conn *conn);
+
 /* Keep @conn's memory alive across an asynchronous operation; every ref must
  * be balanced by http_conn_unref(). */
 void http_conn_ref(struct http_conn *conn);
