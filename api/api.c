@@ -15,6 +15,7 @@
 #include "events.h"
 #include "operations.h"
 #include "tls.h"
+#include "trust.h"
 
 /* Whether the route lets untrusted callers use @method. */
 static bool api__untrusted_allowed(const struct api_route *route,
@@ -29,14 +30,69 @@ static bool api__untrusted_allowed(const struct api_route *route,
 	return false;
 }
 
-/* Whether the TLS client with fingerprint @fp is in the trust store. */
+/* Marker stored as a connection's user data once it was served as a
+ * trusted TLS client, so a revocation knows which connections to close. */
+static char conn_trusted_mark;
+
+bool api_conn_was_trusted(const struct http_conn *conn)
+{
+	return http_conn_data(conn) == &conn_trusted_mark;
+}
+
+/* Whether the TLS client with fingerprint @fp is a trusted client: an O(1)
+ * lookup in the in-memory trust store, never a database round trip. */
 static bool api__trusted(struct api *a, const char *fp)
 {
-	(void)a;
-	if (fp[0] == '\0') {
+	const struct trust_identity *id;
+
+	if (fp[0] == '\0' || a->trust == NULL) {
 		return false;
 	}
-	return false; /* trust store lookup: see api/trust.c */
+	id = trust_cache_lookup(a->trust, fp);
+	return id != NULL && strcmp(id->type, "client") == 0;
+}
+
+static void close_revoked_cb(struct http_conn *conn, void *arg)
+{
+	struct api *a = arg;
+	const char *fp;
+
+	if (!api_conn_was_trusted(conn) || http_conn_closing(conn)) {
+		return;
+	}
+	fp = tls_conn_fingerprint(conn);
+	if (fp == NULL || !api__trusted(a, fp)) {
+		log_info(
+		    "msg=\"closing connection of revoked certificate\" "
+		    "fingerprint=%s",
+		    fp != NULL ? fp : "?");
+		http_conn_close(conn);
+	}
+}
+
+void api_trust_install(struct api *a, json_t *identities, int64_t generation)
+{
+	char msg[CORRAL_ERRMSG_SIZE] = "";
+	int rv;
+
+	if (a->trust == NULL) {
+		rv = trust_cache_create(&a->trust);
+		if (rv != 0) {
+			log_error(
+			    "msg=\"trust store\" error=\"out of memory\"");
+			return;
+		}
+	}
+	if (generation <= trust_cache_generation(a->trust)) {
+		return;
+	}
+	rv = trust_cache_replace(a->trust, identities, generation, msg);
+	if (rv != 0) {
+		log_error("msg=\"load trust store\" error=\"%s\"",
+			  msg[0] != '\0' ? msg : corral_strerror(rv));
+		return;
+	}
+	http_server_foreach(&a->http, close_revoked_cb, a);
 }
 
 /* Every route table of the API, searched in order. */
@@ -121,6 +177,9 @@ static void api__authenticate(struct api *a,
 		r->peer_x509 = tls_conn_peer(conn);
 	}
 	r->trusted = api__trusted(a, r->fingerprint);
+	if (r->trusted) {
+		http_conn_set_data(conn, &conn_trusted_mark);
+	}
 	if (uv_tcp_getpeername((uv_tcp_t *)http_conn_stream(conn),
 			       (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET) {
@@ -396,10 +455,52 @@ static void state_ready_config_cb(struct api *a, int rv)
 		 (unsigned long long)((uv_hrtime() - a->started_ns) / 1000000));
 }
 
+struct ready_trust {
+	struct api *a;
+	json_t *identities; /* owned */
+	int64_t generation;
+};
+
+static int ready_trust_work(struct state_tx *tx, void *arg)
+{
+	struct ready_trust *t = arg;
+
+	return state_trust_snapshot(tx, &t->identities, &t->generation);
+}
+
+static void ready_trust_done(void *arg, int rv, const char *errmsg)
+{
+	struct ready_trust *t = arg;
+	struct api *a = t->a;
+
+	if (rv != 0) {
+		log_error("msg=\"load trust store\" error=\"%s\"", errmsg);
+		api_set_ready(a, false, "cannot load the trust store");
+	} else {
+		api_trust_install(a, t->identities, t->generation);
+		api_set_ready(a, false, "loading server config");
+		api_config_reload(a, state_ready_config_cb);
+	}
+	json_decref(t->identities);
+	free(t);
+}
+
 void api_state_ready(struct api *a)
 {
-	api_set_ready(a, false, "loading server config");
-	api_config_reload(a, state_ready_config_cb);
+	struct ready_trust *t = calloc(1, sizeof *t);
+
+	/* The trust store first: no TLS client is served before it is in
+	 * memory, and the TLS listener starts only after the config. */
+	api_set_ready(a, false, "loading the trust store");
+	if (t != NULL) {
+		t->a = a;
+	}
+	if (t == NULL || state_submit(a->state, false, ready_trust_work,
+				      ready_trust_done, t) != 0) {
+		free(t);
+		log_error("msg=\"load trust store\" error=\"cannot queue\"");
+		api_set_ready(a, false, "cannot load the trust store");
+	}
 }
 
 void api_invalidate_root(struct api *a)
@@ -552,6 +653,7 @@ void api_destroy(struct api *a)
 	if (a->tls_ctx != NULL) {
 		tls_server_ctx_destroy(a->tls_ctx);
 	}
+	trust_cache_destroy(a->trust);
 	ops_destroy(a->ops);
 	events_destroy(a->events);
 	json_decref(a->config);

@@ -161,22 +161,24 @@ typedef int (*api_db_fn)(struct state_tx *tx, struct api_db_call *c);
 typedef void (*api_db_reply_fn)(struct api_db_call *c, int rv);
 
 struct api_db_call {
-	struct api_req *r;     /* answered by the default reply */
-	json_t *in;            /* owned: request body or other input */
-	json_t *out;           /* owned: result for the reply */
-	char project[128];     /* the request's project */
-	char name[256];        /* the route's name parameter */
-	char new_name[256];    /* rename target */
-	char if_match[80];     /* If-Match without quotes, or "" */
-	char etag[65];         /* ETag of the answer, or "" */
-	char location[512];    /* Location of a created resource, or "" */
-	unsigned status;       /* success status, 200 when 0 */
-	bool urls;             /* list answer: names -> URLs */
-	char url_prefix[64];   /* e.g. "/1.0/profiles/" */
-	api_db_reply_fn reply; /* custom reply, or NULL */
-	bool patch;            /* handler-specific: PATCH rather than PUT */
-	char aux[256];         /* handler-specific string */
-	char aux2[128];        /* handler-specific string */
+	struct api_req *r;      /* answered by the default reply */
+	json_t *in;             /* owned: request body or other input */
+	json_t *out;            /* owned: result for the reply */
+	char project[128];      /* the request's project */
+	char name[256];         /* the route's name parameter */
+	char new_name[256];     /* rename target */
+	char if_match[80];      /* If-Match without quotes, or "" */
+	char etag[65];          /* ETag of the answer, or "" */
+	char location[512];     /* Location of a created resource, or "" */
+	unsigned status;        /* success status, 200 when 0 */
+	bool urls;              /* list answer: names -> URLs */
+	char url_prefix[64];    /* e.g. "/1.0/profiles/" */
+	api_db_reply_fn reply;  /* custom reply, or NULL */
+	bool patch;             /* handler-specific: PATCH rather than PUT */
+	char aux[256];          /* handler-specific string */
+	char aux2[128];         /* handler-specific string */
+	json_t *trust_snapshot; /* owned: trust store after a trust write */
+	int64_t trust_gen;      /* its generation */
 	char errmsg[CORRAL_ERRMSG_SIZE];
 };
 
@@ -229,6 +231,15 @@ void api_https_set(struct api *a,
 		   const char *address,
 		   api_https_cb cb,
 		   void *arg);
+
+/* Install a trust store snapshot (identities with roles, as from
+ * state_trust_snapshot()) when @generation is newer than the cache's, and
+ * close every TLS connection (events streams included) of a certificate
+ * that was trusted and no longer is. @identities is borrowed. */
+void api_trust_install(struct api *a, json_t *identities, int64_t generation);
+
+/* Whether @conn has been served as a trusted TLS client. */
+bool api_conn_was_trusted(const struct http_conn *conn);
 
 /* Reload the cached server config from the database (after start and after
  * every config write). @done runs on the loop. */

@@ -57,6 +57,7 @@ static void db_call_free(struct api_db_call *c)
 {
 	json_decref(c->in);
 	json_decref(c->out);
+	json_decref(c->trust_snapshot);
 	free(c);
 }
 

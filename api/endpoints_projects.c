@@ -219,7 +219,14 @@ static void patch_project(struct api_req *r)
 
 static int rename_work(struct state_tx *tx, struct api_db_call *c)
 {
-	return state_project_rename(tx, c->name, c->new_name);
+	int rv = state_project_rename(tx, c->name, c->new_name);
+
+	/* Role bindings follow the project: refresh the trust store. */
+	if (rv == 0) {
+		rv =
+		    state_trust_snapshot(tx, &c->trust_snapshot, &c->trust_gen);
+	}
+	return rv;
 }
 
 static void rename_project(struct api_req *r)
@@ -262,6 +269,11 @@ static int delete_work(struct state_tx *tx, struct api_db_call *c)
 {
 	int rv = state_project_delete(tx, c->name);
 
+	/* Bindings on the project are gone with it. */
+	if (rv == 0) {
+		rv =
+		    state_trust_snapshot(tx, &c->trust_snapshot, &c->trust_gen);
+	}
 	if (rv == 0) {
 		c->out = json_object();
 	}

@@ -467,6 +467,9 @@ static void conn_linger(struct http_conn *c)
 	}
 	c->lingering = true;
 	conn_arm_timer(c, TIMER_LINGER, HTTP_LINGER_MS);
+	if (c->transport != NULL && c->transport->shutdown != NULL) {
+		c->transport->shutdown(c);
+	}
 	req = malloc(sizeof *req);
 	if (req == NULL ||
 	    uv_shutdown(req, &c->h.stream, linger_shutdown_cb) != 0) {
@@ -974,6 +977,19 @@ int http_server_accept(struct http_server *s,
 	conn_start_reading(c);
 	conn_arm_timer(c, TIMER_IDLE, s->idle_timeout_ms);
 	return 0;
+}
+
+void http_server_foreach(struct http_server *s,
+			 void (*fn)(struct http_conn *conn, void *arg),
+			 void *arg)
+{
+	struct http_conn *c;
+	struct http_conn *next;
+
+	for (c = s->conns; c != NULL; c = next) {
+		next = c->next;
+		fn(c, arg);
+	}
 }
 
 void http_server_close_all(struct http_server *s)

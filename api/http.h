@@ -72,6 +72,10 @@ struct http_transport {
 	int (*write)(struct http_conn *conn, const char *data, size_t len);
 	/* Release transport state; called once when the connection closes. */
 	void (*close)(struct http_conn *conn);
+	/* Optional: the final answer is queued and the connection will
+	 * close; send the transport's own end-of-stream (TLS close_notify)
+	 * while writing still works. May be NULL. */
+	void (*shutdown)(struct http_conn *conn);
 };
 
 /* Settings and shared state of a set of connections. Caller-allocated,
@@ -101,6 +105,12 @@ int http_server_accept(struct http_server *s,
 		       uv_stream_t *listener,
 		       const struct http_transport *transport,
 		       void *transport_data);
+
+/* Call @fn for every open connection of @s. @fn may close the connection
+ * it is given (it stays linked until its handles have closed). */
+void http_server_foreach(struct http_server *s,
+			 void (*fn)(struct http_conn *conn, void *arg),
+			 void *arg);
 
 /* Close every open connection of @s. The connections finish closing on the
  * loop. */

@@ -576,10 +576,32 @@ static void tls_close(struct http_conn *conn)
 	tls_conn_free(t);
 }
 
+/* Before a graceful close: close_notify goes out ahead of the FIN, so
+ * clients see a clean end of stream rather than a truncation. */
+static void tls_shutdown(struct http_conn *conn)
+{
+	struct tls_conn *t = http_conn_transport_data(conn);
+
+	if (t == NULL) {
+		return;
+	}
+	if (!t->handshake_done || t->fatal ||
+	    (SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN) != 0) {
+		return;
+	}
+	ERR_clear_error();
+	if (SSL_shutdown(t->ssl) < 0) {
+		ERR_clear_error();
+		return;
+	}
+	(void)tls_flush(conn, t);
+}
+
 static const struct http_transport transport = {
 	.read = tls_read,
 	.write = tls_write,
 	.close = tls_close,
+	.shutdown = tls_shutdown,
 };
 
 const struct http_transport *tls_transport(void)

@@ -262,4 +262,98 @@ int state_profile_delete(struct state_tx *tx,
 			 const char *project,
 			 const char *name);
 
+/* ------------------------------------------------------------------------ */
+/* Trust store: identities and role bindings                                 */
+
+/* An identity is exchanged as {fingerprint, type ("client", "server",
+ * "metrics"), name, description, certificate (PEM), created_at (RFC 3339),
+ * roles}, where roles is an array of bindings {"scope": "server" |
+ * "all_projects" | "project", "project": NAME (project scope only),
+ * "role": "auditor" | "user" | "operator" | "admin"}, ordered server,
+ * all_projects, then projects by name. Every write bumps the "trust"
+ * generation in the caller's transaction. A fingerprint argument may be the
+ * full fingerprint or a prefix of at least one hex digit (case does not
+ * matter): CORRAL_ENOTFOUND "certificate not found" when nothing matches,
+ * CORRAL_EINVALID "certificate fingerprint prefix is ambiguous" when
+ * several identities do. */
+
+/* Every identity with its roles, by name, in *@out (two queries). */
+int state_identity_list(struct state_tx *tx, json_t **out);
+
+/* The identity @fp_or_prefix names, in *@out. */
+int state_identity_get(struct state_tx *tx,
+		       const char *fp_or_prefix,
+		       json_t **out);
+
+/* Add an identity from @identity (borrowed): {type, name, certificate,
+ * description?, fingerprint?, roles?}. The fingerprint is computed from the
+ * PEM certificate (a given one must match it). CORRAL_EEXIST "certificate
+ * already in trust store" when present; CORRAL_EINVALID for a bad field, a
+ * duplicate binding, or a binding naming a missing project ("project \"x\"
+ * not found"). */
+int state_identity_create(struct state_tx *tx, json_t *identity);
+
+/* Change the fields present in @fields (borrowed): name, description, type,
+ * certificate (a new certificate changes the fingerprint; CORRAL_EEXIST when
+ * another identity has it) and roles (replaces every binding). Absent
+ * fields keep their value. */
+int state_identity_update(struct state_tx *tx, const char *fp, json_t *fields);
+
+/* Delete the identity @fp names and its bindings. */
+int state_identity_delete(struct state_tx *tx, const char *fp);
+
+/* Every identity with its roles (as state_identity_list()) and the "trust"
+ * generation they were read at, for the trust cache. */
+int state_trust_snapshot(struct state_tx *tx,
+			 json_t **identities,
+			 int64_t *generation);
+
+/* The names of every project, sorted, as a new array in *@names: what an
+ * all_projects binding covers when projected on LXD 5.0's fields. */
+int state_trust_project_names(struct state_tx *tx, json_t **names);
+
+/* ------------------------------------------------------------------------ */
+/* One-time tokens                                                            */
+
+/* Tokens of @kind "trust" (certificate add) or "join" (cluster join). Only
+ * @secret_hash, the lowercase hex SHA-256 of the token's 32-byte random
+ * secret, is stored; the secret itself never is (high-entropy secrets need
+ * no slow hash). A token is {id, name, data, created_at, expires_at (unix
+ * seconds or null)}. */
+
+/* Store a token named @name granting @data (an object, borrowed; NULL is
+ * {}), expiring at @expires_at_unix (0 or less: never). Its id goes to *@id
+ * (may be NULL). CORRAL_EINVALID for a bad kind or hash. */
+int state_token_create(struct state_tx *tx,
+		       const char *kind,
+		       const char *secret_hash,
+		       const char *name,
+		       json_t *data,
+		       int64_t expires_at_unix,
+		       int64_t *id);
+
+/* Find the unused token of @kind with @secret_hash that has not expired at
+ * @now (unix seconds), mark it used in the same transaction and return it
+ * as {id, name, data, expires_at} in *@token. A token is redeemed at most
+ * once: CORRAL_ENOTFOUND "token not found, already used or expired"
+ * otherwise. */
+int state_token_redeem(struct state_tx *tx,
+		       const char *kind,
+		       const char *secret_hash,
+		       int64_t now,
+		       json_t **token);
+
+/* The unused, unexpired tokens of @kind, by id, in *@tokens. */
+int state_token_list(struct state_tx *tx, const char *kind, json_t **tokens);
+
+/* Revoke token @id, used or not. CORRAL_ENOTFOUND when absent. */
+int state_token_delete(struct state_tx *tx, int64_t id);
+
+/* Revoke the token of @kind with @secret_hash, used or not (the in-memory
+ * token operation knows the secret, not the id). CORRAL_ENOTFOUND when
+ * absent. */
+int state_token_revoke(struct state_tx *tx,
+		       const char *kind,
+		       const char *secret_hash);
+
 #endif /* CORRAL_STATE_H */
