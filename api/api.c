@@ -251,7 +251,10 @@ matched:
 		reply_not_allowed(r);
 		return;
 	}
-	if (!a->ready && !(r->route->flags & API_ROUTE_EARLY)) {
+	/* Before the database is up only the early GETs are served. */
+	if (!a->ready &&
+	    !((r->route->flags & API_ROUTE_EARLY) &&
+	      (http->method == HTTP_GET || http->method == HTTP_HEAD))) {
 		api_reply_error(r, 503, "corrald setup in progress: %s",
 				a->not_ready_reason);
 		return;

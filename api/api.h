@@ -36,7 +36,7 @@ struct api_route {
 
 /* Route flags. */
 enum {
-	/* Served before the database is ready. */
+	/* GET served before the database is ready. */
 	API_ROUTE_EARLY = 1 << 0,
 	/* GET (and HEAD) open to untrusted TLS callers. */
 	API_ROUTE_UNTRUSTED_GET = 1 << 1,

@@ -128,6 +128,93 @@ static void get_project(struct api_req *r)
 	}
 }
 
+/* Whether the project holds nothing but its own default profile. */
+static bool project_empty(json_t *project)
+{
+	json_t *used_by = json_object_get(project, "used_by");
+	json_t *url;
+	size_t i;
+
+	json_array_foreach(used_by, i, url)
+	{
+		const char *u = json_string_value(url);
+		if (u == NULL ||
+		    (strcmp(u, "/1.0/profiles/default") != 0 &&
+		     strncmp(u, "/1.0/profiles/default?", 22) != 0)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static const char *const feature_keys[] = {
+	"features.images",
+	"features.profiles",
+	"features.storage.volumes",
+	"features.networks",
+};
+
+/* Checks of a project config change against what the project holds:
+ * features change only on an empty project (LXD's rule: profiles would be
+ * orphaned), and NIC filtering can be enforced only when every bridged NIC
+ * of the project's profiles already filters. A feature key missing from
+ * @config keeps its current value. */
+static int check_project_change(struct state_tx *tx,
+				const char *name,
+				json_t *current,
+				json_t *config)
+{
+	json_t *old = json_object_get(current, "config");
+	const char *enforce;
+	json_t *profiles = NULL;
+	json_t *profile;
+	size_t i;
+	int rv;
+
+	for (i = 0; i < sizeof feature_keys / sizeof feature_keys[0]; i++) {
+		const char *k = feature_keys[i];
+		const char *was = json_string_value(json_object_get(old, k));
+		const char *now = json_string_value(json_object_get(config, k));
+
+		if (now == NULL && was != NULL) {
+			json_object_set_new(config, k, json_string(was));
+			continue;
+		}
+		if (was != NULL && now != NULL && strcmp(was, now) != 0 &&
+		    !project_empty(current)) {
+			corral_errf(tx->errmsg, sizeof tx->errmsg,
+				    "features can only be changed on empty "
+				    "projects (%s)",
+				    k);
+			return CORRAL_EINVALID;
+		}
+	}
+	enforce = json_string_value(
+	    json_object_get(config, "restricted.devices.nic.filtering"));
+	if (enforce == NULL || strcmp(enforce, "enforce") != 0) {
+		return 0;
+	}
+	rv = state_profile_list(tx, name, &profiles);
+	if (rv != 0) {
+		return rv;
+	}
+	json_array_foreach(profiles, i, profile)
+	{
+		if (validate_nic_filtering_enforced(
+			json_object_get(profile, "devices"), tx->errmsg) != 0) {
+			corral_errwrapf(
+			    tx->errmsg, sizeof tx->errmsg,
+			    "cannot enforce NIC filtering: profile %s",
+			    json_string_value(
+				json_object_get(profile, "name")));
+			json_decref(profiles);
+			return CORRAL_EFORBIDDEN;
+		}
+	}
+	json_decref(profiles);
+	return 0;
+}
+
 static int update_work(struct state_tx *tx, struct api_db_call *c, bool patch)
 {
 	json_t *current = NULL;
@@ -166,8 +253,11 @@ static int update_work(struct state_tx *tx, struct api_db_call *c, bool patch)
 		config = json_is_object(config) ? json_incref(config)
 						: json_object();
 	}
-	rv =
-	    state_project_update(tx, c->name, desc != NULL ? desc : "", config);
+	rv = check_project_change(tx, c->name, current, config);
+	if (rv == 0) {
+		rv = state_project_update(tx, c->name, desc != NULL ? desc : "",
+					  config);
+	}
 	json_decref(config);
 	json_decref(current);
 	if (rv == 0) {

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,7 @@ struct state {
 	unsigned latency_ms;
 	dqlite_node *node; /* owned */
 	bool ready;
-	bool stopping;
+	atomic_bool stopping; /* read by worker threads */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -359,7 +360,8 @@ static int wait_leader(struct state *s, char *errmsg)
 			    corral_strerror(rv));
 		return rv;
 	}
-	for (waited = 0; waited < STATE_LEADER_WAIT_MS; waited += 5) {
+	for (waited = 0; waited < STATE_LEADER_WAIT_MS && !s->stopping;
+	     waited += 5) {
 		rv = dqlite_client_leader(&c, &id, &address);
 		if (rv != 0) {
 			corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
@@ -375,6 +377,10 @@ static int wait_leader(struct state *s, char *errmsg)
 		usleep(5000);
 	}
 	dqlite_client_close(&c);
+	if (rv == 0 && id == 0 && s->stopping) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "stopping");
+		return CORRAL_ENOLEADER;
+	}
 	if (rv == 0 && id == 0) {
 		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
 			    "no leader elected after %d ms",
