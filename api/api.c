@@ -14,6 +14,7 @@
 #include "api.h"
 #include "events.h"
 #include "operations.h"
+#include "pki.h"
 #include "tls.h"
 #include "trust.h"
 
@@ -39,17 +40,28 @@ bool api_conn_was_trusted(const struct http_conn *conn)
 	return http_conn_data(conn) == &conn_trusted_mark;
 }
 
-/* Whether the TLS client with fingerprint @fp is a trusted client: an O(1)
- * lookup in the in-memory trust store, never a database round trip. */
-static bool api__trusted(struct api *a, const char *fp)
+/* Whether the TLS client with fingerprint @fp and certificate @cert is a
+ * trusted client: an O(1) lookup in the in-memory trust store, never a
+ * database round trip. In PKI mode a certificate revoked by ca.crl is never
+ * trusted, and one signed by server.ca is trusted without being added when
+ * core.trust_ca_certificates is true. */
+static bool api__trusted(struct api *a, const char *fp, X509 *cert)
 {
 	const struct trust_identity *id;
+	enum pki_verdict v;
 
-	if (fp[0] == '\0' || a->trust == NULL) {
+	if (fp[0] == '\0') {
 		return false;
 	}
-	id = trust_cache_lookup(a->trust, fp);
-	return id != NULL && strcmp(id->type, "client") == 0;
+	v = pki_check(a->pki, cert, fp);
+	if (v == PKI_REVOKED) {
+		return false;
+	}
+	id = a->trust != NULL ? trust_cache_lookup(a->trust, fp) : NULL;
+	if (id != NULL) {
+		return strcmp(id->type, "client") == 0;
+	}
+	return v == PKI_CHAINED && a->trust_ca;
 }
 
 static void close_revoked_cb(struct http_conn *conn, void *arg)
@@ -61,13 +73,18 @@ static void close_revoked_cb(struct http_conn *conn, void *arg)
 		return;
 	}
 	fp = tls_conn_fingerprint(conn);
-	if (fp == NULL || !api__trusted(a, fp)) {
+	if (fp == NULL || !api__trusted(a, fp, tls_conn_peer(conn))) {
 		log_info(
 		    "msg=\"closing connection of revoked certificate\" "
 		    "fingerprint=%s",
 		    fp != NULL ? fp : "?");
 		http_conn_close(conn);
 	}
+}
+
+void api_close_untrusted(struct api *a)
+{
+	http_server_foreach(&a->http, close_revoked_cb, a);
 }
 
 void api_trust_install(struct api *a, json_t *identities, int64_t generation)
@@ -176,7 +193,7 @@ static void api__authenticate(struct api *a,
 		snprintf(r->fingerprint, sizeof r->fingerprint, "%s", fp);
 		r->peer_x509 = tls_conn_peer(conn);
 	}
-	r->trusted = api__trusted(a, r->fingerprint);
+	r->trusted = api__trusted(a, r->fingerprint, r->peer_x509);
 	if (r->trusted) {
 		http_conn_set_data(conn, &conn_trusted_mark);
 	}
@@ -282,6 +299,7 @@ int api_create(uv_loop_t *loop,
 	       char *errmsg)
 {
 	struct api *a;
+	int rv;
 
 	a = calloc(1, sizeof *a);
 	if (a == NULL) {
@@ -309,6 +327,12 @@ int api_create(uv_loop_t *loop,
 	snprintf(a->not_ready_reason, sizeof a->not_ready_reason, "starting");
 	http_server_init(&a->http, loop, api_on_request);
 	a->http.data = a;
+	rv = pki_load(cfg->state_dir, &a->pki, errmsg);
+	if (rv != 0) {
+		corral_errwrapf(errmsg, CORRAL_ERRMSG_SIZE, "PKI mode");
+		api_destroy(a);
+		return rv;
+	}
 	if (cfg->max_body != 0) {
 		a->http.max_body = cfg->max_body;
 	}
@@ -657,6 +681,7 @@ void api_destroy(struct api *a)
 		tls_server_ctx_destroy(a->tls_ctx);
 	}
 	trust_cache_destroy(a->trust);
+	pki_destroy(a->pki);
 	ops_destroy(a->ops);
 	events_destroy(a->events);
 	json_decref(a->config);

@@ -81,6 +81,10 @@ struct api {
 	 * limiter (api/trust.h). Owned; replaced by api_trust_reload(). */
 	struct trust_cache *trust;
 
+	/* PKI mode (DIR/server.ca present), or NULL. Owned. */
+	struct pki *pki;
+	bool trust_ca; /* core.trust_ca_certificates */
+
 	/* TLS listener of core.https_address. The context is created on the
 	 * first start and shared by every connection (each holds a
 	 * reference). */
@@ -237,6 +241,10 @@ void api_https_set(struct api *a,
  * close every TLS connection (events streams included) of a certificate
  * that was trusted and no longer is. @identities is borrowed. */
 void api_trust_install(struct api *a, json_t *identities, int64_t generation);
+
+/* Close every TLS connection served as trusted whose certificate is no
+ * longer trusted (after a trust or PKI config change). */
+void api_close_untrusted(struct api *a);
 
 /* Whether @conn has been served as a trusted TLS client. */
 bool api_conn_was_trusted(const struct http_conn *conn);

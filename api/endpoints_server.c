@@ -28,6 +28,25 @@ static json_t *api_extensions(void)
 		"projects", /* /1.0/projects */
 		"profile_usedby",     /* used_by on profiles */
 		"entity_description", /* description on projects, profiles */
+		/* PUT/PATCH /1.0/certificates/{fp} (`lxc config trust
+		 * edit`), with ETag and If-Match. */
+		"certificate_update",
+		/* `restricted` and `projects` on certificates (mapped onto
+		 * role bindings). */
+		"certificate_project",
+		/* A restricted client may replace its own certificate. */
+		"certificate_self_renewal",
+		/* POST /1.0/certificates {"token": true}: a token operation
+		 * redeemed once by an untrusted client. */
+		"certificate_token",
+		/* core.remote_token_expiry: expiresAt in the token, expired
+		 * tokens refused and their operation ended. */
+		"remote_token_expiry",
+		/* `description` on operations. */
+		"operation_description",
+		/* `location` and `project` on events. */
+		"event_location",
+		"event_project",
 	};
 	json_t *list = json_array();
 	size_t i;
@@ -192,8 +211,17 @@ static void config_apply(struct api *a)
 	const char *v = json_string_value(
 	    json_object_get(a->config, "corral.max_body_size"));
 
+	const char *ca = json_string_value(
+	    json_object_get(a->config, "core.trust_ca_certificates"));
+
 	a->http.max_body =
 	    v != NULL ? (size_t)strtoull(v, NULL, 10) : 8 * 1024 * 1024;
+	bool was = a->trust_ca;
+
+	a->trust_ca = ca != NULL && strcmp(ca, "true") == 0;
+	if (was && !a->trust_ca) {
+		api_close_untrusted(a);
+	}
 }
 
 static void config_set(struct api *a, json_t *view)
