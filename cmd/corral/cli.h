@@ -18,6 +18,7 @@ struct cli {
 	char *socket_buf;        /* owned; backs socket_path from $CORRAL_DIR */
 	struct httpc_client client;
 	bool client_ready; /* client initialized (not necessarily connected) */
+	const char *project; /* --project (borrowed from argv), or NULL */
 };
 
 struct cli_verb;
@@ -40,7 +41,10 @@ struct cli_verb {
 };
 
 /* Verbs, each defined in its cmd_*.c file. */
+extern const struct cli_verb cli_verb_config;
 extern const struct cli_verb cli_verb_info;
+extern const struct cli_verb cli_verb_profile;
+extern const struct cli_verb cli_verb_project;
 extern const struct cli_verb cli_verb_query;
 extern const struct cli_verb cli_verb_version;
 

@@ -26,9 +26,8 @@ static const struct cli_verb verb_help = {
  * sub-verbs (config, project, profile, remote, cluster, operation) call
  * cli_dispatch() on a table of their own. */
 static const struct cli_verb *const verbs[] = {
-	&verb_help,
-	&cli_verb_info,
-	&cli_verb_query,
+	&verb_help,        &cli_verb_config,  &cli_verb_info,
+	&cli_verb_profile, &cli_verb_project, &cli_verb_query,
 	&cli_verb_version,
 };
 
@@ -54,6 +53,7 @@ static void usage(void)
 	    "\n"
 	    "Global Flags:\n"
 	    "  -h, --help          Print help\n"
+	    "      --project P     Project to use (default \"default\")\n"
 	    "      --socket PATH   Unix socket of the daemon (default\n"
 	    "                      $CORRAL_DIR/unix.socket, else\n"
 	    "                      /var/lib/corral/unix.socket)\n"
@@ -86,6 +86,7 @@ static int help_run(struct cli *cli,
 
 int main(int argc, char **argv)
 {
+	const char *project_flag = NULL;
 	const char *socket_flag = NULL;
 	struct cli cli;
 	int i;
@@ -101,6 +102,14 @@ int main(int argc, char **argv)
 			socket_flag = argv[++i];
 		} else if (strncmp(argv[i], "--socket=", 9) == 0) {
 			socket_flag = argv[i] + 9;
+		} else if (strcmp(argv[i], "--project") == 0) {
+			if (i + 1 == argc) {
+				return cli_error(
+				    "flag needs an argument: --project");
+			}
+			project_flag = argv[++i];
+		} else if (strncmp(argv[i], "--project=", 10) == 0) {
+			project_flag = argv[i] + 10;
 		} else if (strcmp(argv[i], "-h") == 0 ||
 			   strcmp(argv[i], "--help") == 0) {
 			usage();
@@ -126,6 +135,7 @@ int main(int argc, char **argv)
 	if (cli_init(&cli, socket_flag) != 0) {
 		return cli_error("%s", corral_strerror(-ENOMEM));
 	}
+	cli.project = project_flag;
 	rv = cli_dispatch(&cli, verbs, N_VERBS, "corral", argc - i, argv + i);
 	cli_close(&cli);
 	fflush(stdout);
