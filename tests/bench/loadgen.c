@@ -22,15 +22,24 @@
  * response, whatever its status. req/s is requests over the wall-clock time
  * from the start of the first connection to the end of the last one.
  *
- * The transport sits behind struct transport_ops so that a TLS transport
- * (--tls HOST:PORT --cert --key) can be added without touching the HTTP code.
+ * The transport sits behind struct transport_ops: --unix PATH speaks plain
+ * HTTP over a Unix socket; --tls HOST:PORT --cert FILE --key FILE speaks it
+ * over TLS 1.2+ on TCP, presenting the client certificate. Each connection
+ * does one TLS handshake when it opens and then carries keep-alive requests,
+ * so a long run measures request cost rather than handshake cost. With
+ * --insecure the server's certificate is not verified (the benchmarks pin
+ * nothing); without it, it is verified against the system's CAs and HOST.
  */
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -48,6 +57,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #define ERR_LEN 256
 #define MAX_LINE (64 * 1024) /* longest status, header or chunk-size line */
 #define READ_CHUNK 16384
@@ -57,6 +69,10 @@
 
 struct options {
 	const char *unix_path; /* borrowed from argv */
+	const char *tls_addr;  /* HOST:PORT, borrowed from argv */
+	const char *cert_file; /* client certificate (PEM) for --tls */
+	const char *key_file;  /* its private key (PEM) */
+	bool insecure;         /* --tls without verifying the server */
 	unsigned connections;
 	double duration; /* seconds; used when sequence == 0 */
 	long sequence;   /* number of requests, or 0 for duration mode */
@@ -245,6 +261,387 @@ static const struct transport_ops unix_transport = {
 	.write = unix_write,
 	.close = unix_close,
 };
+
+/*
+ * TLS over TCP transport: a blocking SSL object on a blocking TCP socket,
+ * with the per-read and per-write timeouts set as SO_RCVTIMEO and
+ * SO_SNDTIMEO (so a read is one SSL_read, which with read-ahead is usually
+ * one recv). One handshake per connection; keep-alive requests follow.
+ */
+
+/* Set up by tls_setup() before any worker starts, read-only afterwards. */
+static struct {
+	SSL_CTX *ctx;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char host[256];  /* HOST from --tls, without brackets */
+	bool host_is_ip; /* no SNI for an address literal (RFC 6066) */
+} tls_target;
+
+struct tls_conn {
+	int fd;
+	SSL *ssl;
+	int rcvtimeo_ms; /* SO_RCVTIMEO currently set, 0 for none */
+	int sndtimeo_ms; /* SO_SNDTIMEO currently set, 0 for none */
+	bool broken;     /* the session failed: no close_notify on close */
+};
+
+static int set_timeout(int fd, int opt, int timeout_ms, int *current)
+{
+	struct timeval tv = { .tv_sec = timeout_ms / 1000,
+			      .tv_usec = (timeout_ms % 1000) * 1000 };
+
+	if (*current == timeout_ms) {
+		return 0;
+	}
+	if (setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv) != 0) {
+		return -errno;
+	}
+	*current = timeout_ms;
+	return 0;
+}
+
+/* Formats "what: reason" for a failed SSL call whose SSL_get_error() was
+ * ssl_err and whose errno was saved_errno, then clears the error queue. */
+static void tls_error(const char *what,
+		      int ssl_err,
+		      int saved_errno,
+		      char *err,
+		      size_t err_len)
+{
+	unsigned long e = ERR_peek_last_error();
+	char reason[160];
+
+	if (e != 0) {
+		ERR_error_string_n(e, reason, sizeof(reason));
+	} else if (ssl_err == SSL_ERROR_WANT_READ ||
+		   ssl_err == SSL_ERROR_WANT_WRITE || saved_errno == EAGAIN ||
+		   saved_errno == EWOULDBLOCK) {
+		snprintf(reason, sizeof(reason), "timed out");
+	} else if (saved_errno != 0) {
+		snprintf(reason, sizeof(reason), "%s", strerror(saved_errno));
+	} else {
+		snprintf(reason, sizeof(reason),
+			 "connection closed by the server");
+	}
+	snprintf(err, err_len, "%s: %s", what, reason);
+	ERR_clear_error();
+}
+
+/* Maps a failed SSL_read or SSL_write to a negative errno, or to 0 for a
+ * clean end of stream, marking the session broken. Returns -EINTR when the
+ * call should simply be repeated. */
+static int tls_io_error(struct tls_conn *c, int ret, int saved_errno)
+{
+	int e = SSL_get_error(c->ssl, ret);
+
+	ERR_clear_error();
+	if (e == SSL_ERROR_ZERO_RETURN) {
+		return 0; /* close_notify, or EOF with IGNORE_UNEXPECTED_EOF */
+	}
+	if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ||
+	     e == SSL_ERROR_SYSCALL) &&
+	    saved_errno == EINTR) {
+		return -EINTR;
+	}
+	c->broken = true;
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		/* A blocking socket only asks to retry when SO_RCVTIMEO or
+		 * SO_SNDTIMEO expired. */
+		return -ETIMEDOUT;
+	case SSL_ERROR_SYSCALL:
+		if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK) {
+			return -ETIMEDOUT;
+		}
+		/* errno 0: EOF without close_notify (older OpenSSL). */
+		return saved_errno != 0 ? -saved_errno : 0;
+	default:
+		return -EPROTO; /* an alert, a bad record, ... */
+	}
+}
+
+static int tls_open(const struct options *opts,
+		    void **conn,
+		    char *err,
+		    size_t err_len)
+{
+	struct tls_conn *c;
+	int one = 1;
+	int saved;
+	int ret;
+	int rv;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		snprintf(err, err_len, "malloc(): out of memory");
+		return -ENOMEM;
+	}
+	c->fd = socket(tls_target.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC,
+		       IPPROTO_TCP);
+	if (c->fd < 0) {
+		rv = -errno;
+		snprintf(err, err_len, "socket(): %s", strerror(errno));
+		goto err_after_alloc;
+	}
+	/* The timeouts bound connect() (SO_SNDTIMEO) and the handshake too. */
+	rv = set_timeout(c->fd, SO_RCVTIMEO, opts->timeout_ms, &c->rcvtimeo_ms);
+	if (rv == 0) {
+		rv = set_timeout(c->fd, SO_SNDTIMEO, opts->timeout_ms,
+				 &c->sndtimeo_ms);
+	}
+	if (rv == 0 && setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				  sizeof(one)) != 0) {
+		rv = -errno;
+	}
+	if (rv != 0) {
+		snprintf(err, err_len, "setsockopt(): %s", strerror(-rv));
+		goto err_after_socket;
+	}
+	if (connect(c->fd, (struct sockaddr *)&tls_target.addr,
+		    tls_target.addr_len) != 0) {
+		rv = errno == EINPROGRESS ? -ETIMEDOUT : -errno;
+		snprintf(err, err_len, "connect(%s): %s", opts->tls_addr,
+			 strerror(-rv));
+		goto err_after_socket;
+	}
+	ERR_clear_error();
+	c->ssl = SSL_new(tls_target.ctx);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
+	    (!tls_target.host_is_ip &&
+	     SSL_set_tlsext_host_name(c->ssl, tls_target.host) != 1) ||
+	    (!opts->insecure && SSL_set1_host(c->ssl, tls_target.host) != 1)) {
+		tls_error("SSL_new()", SSL_ERROR_SSL, ENOMEM, err, err_len);
+		rv = -ENOMEM;
+		goto err_after_ssl;
+	}
+	ret = SSL_connect(c->ssl);
+	if (ret != 1) {
+		saved = errno;
+		tls_error("TLS handshake", SSL_get_error(c->ssl, ret), saved,
+			  err, err_len);
+		rv = -EPROTO;
+		goto err_after_ssl;
+	}
+	*conn = c;
+	return 0;
+
+err_after_ssl:
+	SSL_free(c->ssl);
+err_after_socket:
+	close(c->fd);
+err_after_alloc:
+	free(c);
+	return rv;
+}
+
+static ssize_t tls_read(void *conn, void *buf, size_t len, int timeout_ms)
+{
+	struct tls_conn *c = conn;
+	int saved;
+	int n;
+	int rv;
+
+	rv = set_timeout(c->fd, SO_RCVTIMEO, timeout_ms, &c->rcvtimeo_ms);
+	if (rv != 0) {
+		return rv;
+	}
+	if (len > INT_MAX) {
+		len = INT_MAX;
+	}
+	for (;;) {
+		ERR_clear_error();
+		n = SSL_read(c->ssl, buf, (int)len);
+		if (n > 0) {
+			return n;
+		}
+		saved = errno;
+		rv = tls_io_error(c, n, saved);
+		if (rv != -EINTR) {
+			return rv;
+		}
+	}
+}
+
+static int tls_write(void *conn, const void *buf, size_t len, int timeout_ms)
+{
+	struct tls_conn *c = conn;
+	const char *p = buf;
+	int chunk;
+	int saved;
+	int n;
+	int rv;
+
+	rv = set_timeout(c->fd, SO_SNDTIMEO, timeout_ms, &c->sndtimeo_ms);
+	if (rv != 0) {
+		return rv;
+	}
+	while (len > 0) {
+		chunk = len > INT_MAX ? INT_MAX : (int)len;
+		ERR_clear_error();
+		/* Without SSL_MODE_ENABLE_PARTIAL_WRITE, SSL_write returns
+		 * only once the whole chunk is written. */
+		n = SSL_write(c->ssl, p, chunk);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
+		}
+		saved = errno;
+		rv = tls_io_error(c, n, saved);
+		if (rv == -EINTR) {
+			continue;
+		}
+		return rv != 0 ? rv : -EPIPE;
+	}
+	return 0;
+}
+
+static void tls_close(void *conn)
+{
+	struct tls_conn *c = conn;
+
+	if (c == NULL) {
+		return;
+	}
+	/* Send close_notify without waiting for the server's (the blocking
+	 * first SSL_shutdown call returns once it is sent). */
+	if (!c->broken) {
+		ERR_clear_error();
+		(void)SSL_shutdown(c->ssl);
+	}
+	ERR_clear_error();
+	SSL_free(c->ssl);
+	close(c->fd);
+	free(c);
+}
+
+static const struct transport_ops tls_transport = {
+	.name = "tls",
+	.open = tls_open,
+	.read = tls_read,
+	.write = tls_write,
+	.close = tls_close,
+};
+
+/* Splits "HOST:PORT" or "[V6]:PORT" into host (without brackets) and port. */
+static int split_host_port(const char *s,
+			   char *host,
+			   size_t host_len,
+			   const char **port)
+{
+	const char *end;
+	const char *colon;
+	size_t len;
+
+	if (s[0] == '[') {
+		end = strchr(s, ']');
+		if (end == NULL || end[1] != ':') {
+			return -EINVAL;
+		}
+		s++;
+		colon = end + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || memchr(s, ':', (size_t)(colon - s))) {
+			return -EINVAL; /* none, or an unbracketed IPv6 */
+		}
+		end = colon;
+	}
+	len = (size_t)(end - s);
+	if (len == 0 || len >= host_len || colon[1] == '\0') {
+		return -EINVAL;
+	}
+	memcpy(host, s, len);
+	host[len] = '\0';
+	*port = colon + 1;
+	return 0;
+}
+
+/* Resolves --tls and builds the SSL_CTX every connection shares: TLS 1.2 or
+ * later, the client certificate and key, server verification unless
+ * --insecure. Prints why on failure. */
+static int tls_setup(const struct options *opts)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_protocol = IPPROTO_TCP };
+	struct addrinfo *res = NULL;
+	unsigned char ip[sizeof(struct in6_addr)];
+	const char *port;
+	const char *what;
+	SSL_CTX *ctx;
+	char reason[160];
+	int rv;
+
+	if (split_host_port(opts->tls_addr, tls_target.host,
+			    sizeof(tls_target.host), &port) != 0) {
+		fprintf(
+		    stderr,
+		    "loadgen: --tls: expected HOST:PORT or [IPV6]:PORT, got %s\n",
+		    opts->tls_addr);
+		return -EINVAL;
+	}
+	tls_target.host_is_ip = inet_pton(AF_INET, tls_target.host, ip) == 1 ||
+				inet_pton(AF_INET6, tls_target.host, ip) == 1;
+	rv = getaddrinfo(tls_target.host, port, &hints, &res);
+	if (rv != 0) {
+		fprintf(stderr, "loadgen: --tls %s: %s\n", opts->tls_addr,
+			gai_strerror(rv));
+		return -EINVAL;
+	}
+	memcpy(&tls_target.addr, res->ai_addr, res->ai_addrlen);
+	tls_target.addr_len = res->ai_addrlen;
+	freeaddrinfo(res);
+
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL) {
+		what = "SSL_CTX_new()";
+		goto err;
+	}
+	what = "TLS settings";
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+		goto err;
+	}
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	/* A server closing without close_notify is an end of stream. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+	SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
+	SSL_CTX_set_read_ahead(ctx, 1);
+	if (opts->cert_file != NULL) {
+		what = opts->cert_file;
+		if (SSL_CTX_use_certificate_chain_file(ctx, opts->cert_file) !=
+		    1) {
+			goto err;
+		}
+		what = opts->key_file;
+		if (SSL_CTX_use_PrivateKey_file(ctx, opts->key_file,
+						SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_check_private_key(ctx) != 1) {
+			goto err;
+		}
+	}
+	if (opts->insecure) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	} else {
+		what = "system CA certificates";
+		if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+			goto err;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	}
+	tls_target.ctx = ctx;
+	return 0;
+
+err:
+	ERR_error_string_n(ERR_peek_last_error(), reason, sizeof(reason));
+	fprintf(stderr, "loadgen: %s: %s\n", what, reason);
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return -EINVAL;
+}
 
 /* Growable byte string. */
 
@@ -960,13 +1357,19 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: loadgen --unix PATH [--connections N] [--duration SECONDS]\n"
+	    "usage: loadgen (--unix PATH | --tls HOST:PORT [--cert FILE --key FILE]\n"
+	    "               [--insecure]) [--connections N] [--duration SECONDS]\n"
 	    "               [--sequence N] [--method GET] [--path /1.0]\n"
 	    "               [--body STRING] [--header 'K: V']... [--timeout SECONDS]\n"
 	    "               [--json]\n"
 	    "\n"
 	    "Keep-alive HTTP/1.1 load: each connection sends one request at a time.\n"
 	    "  --unix PATH        connect to the Unix socket at PATH\n"
+	    "  --tls HOST:PORT    connect over TLS 1.2+ to HOST:PORT ([V6]:PORT);\n"
+	    "                     one handshake per connection\n"
+	    "  --cert FILE        client certificate (PEM) to present over --tls\n"
+	    "  --key FILE         its private key (PEM)\n"
+	    "  --insecure         do not verify the server's certificate\n"
 	    "  --connections N    concurrent connections (default 1)\n"
 	    "  --duration S       run for S seconds (default 10)\n"
 	    "  --sequence N       instead send N requests in total, indexes 0..N-1\n"
@@ -1027,6 +1430,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	enum {
 		OPT_UNIX = 256,
+		OPT_TLS,
+		OPT_CERT,
+		OPT_KEY,
+		OPT_INSECURE,
 		OPT_CONNECTIONS,
 		OPT_DURATION,
 		OPT_SEQUENCE,
@@ -1039,6 +1446,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 	};
 	static const struct option longopts[] = {
 		{ "unix", required_argument, NULL, OPT_UNIX },
+		{ "tls", required_argument, NULL, OPT_TLS },
+		{ "cert", required_argument, NULL, OPT_CERT },
+		{ "key", required_argument, NULL, OPT_KEY },
+		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "connections", required_argument, NULL, OPT_CONNECTIONS },
 		{ "duration", required_argument, NULL, OPT_DURATION },
 		{ "sequence", required_argument, NULL, OPT_SEQUENCE },
@@ -1066,6 +1477,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 		switch (opt) {
 		case OPT_UNIX:
 			o->unix_path = optarg;
+			break;
+		case OPT_TLS:
+			o->tls_addr = optarg;
+			break;
+		case OPT_CERT:
+			o->cert_file = optarg;
+			break;
+		case OPT_KEY:
+			o->key_file = optarg;
+			break;
+		case OPT_INSECURE:
+			o->insecure = true;
 			break;
 		case OPT_CONNECTIONS:
 			if (parse_long(optarg, 1, MAX_CONNECTIONS, &v) != 0) {
@@ -1166,8 +1589,19 @@ static int parse_options(int argc, char **argv, struct options *o)
 			argv[optind]);
 		return -EINVAL;
 	}
-	if (o->unix_path == NULL) {
-		fprintf(stderr, "loadgen: --unix PATH is required\n");
+	if ((o->unix_path == NULL) == (o->tls_addr == NULL)) {
+		fprintf(
+		    stderr,
+		    "loadgen: exactly one of --unix PATH and --tls HOST:PORT is required\n");
+		return -EINVAL;
+	}
+	if ((o->cert_file == NULL) != (o->key_file == NULL)) {
+		fprintf(stderr, "loadgen: --cert and --key go together\n");
+		return -EINVAL;
+	}
+	if (o->tls_addr == NULL && (o->cert_file != NULL || o->insecure)) {
+		fprintf(stderr,
+			"loadgen: --cert, --key and --insecure need --tls\n");
 		return -EINVAL;
 	}
 	if (o->sequence > 0 && have_duration) {
@@ -1182,11 +1616,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-/* Picks the transport the options ask for; the only one so far is unix. */
+/* Picks the transport the options ask for. */
 static const struct transport_ops *select_transport(const struct options *o)
 {
-	(void)o;
-	return &unix_transport;
+	return o->tls_addr != NULL ? &tls_transport : &unix_transport;
 }
 
 int main(int argc, char **argv)
@@ -1213,6 +1646,9 @@ int main(int argc, char **argv)
 	}
 	/* A transport may write to a peer that has gone (TLS will). */
 	signal(SIGPIPE, SIG_IGN);
+	if (opts.tls_addr != NULL && tls_setup(&opts) != 0) {
+		return 2;
+	}
 
 	run = (struct run){
 		.opts = &opts,
@@ -1330,6 +1766,7 @@ int main(int argc, char **argv)
 	}
 	free(workers);
 	free(all);
+	SSL_CTX_free(tls_target.ctx); /* NULL without --tls */
 	/* 0 when at least one request succeeded and nothing broke. */
 	return failed || n_all == non2xx ? 1 : 0;
 }

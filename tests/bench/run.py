@@ -17,10 +17,13 @@ Environment:
   CORRAL_BENCH_STARTS   number of cold starts for start-to-ready (default 5)
   CORRAL_BENCH_CORRALD  daemon binary (default bin/corrald)
   CORRAL_BENCH_LOADGEN  load generator (default build/default/bench/loadgen)
+  CORRAL_BENCH_REVOKES  number of revocations for the revoke latency (default 20)
 
 Only the Python standard library is used.
 """
 
+import base64
+import hashlib
 import json
 import os
 import platform
@@ -28,6 +31,7 @@ import shlex
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -42,6 +46,7 @@ LOADGEN = Path(
 )
 SECONDS = float(os.environ.get("CORRAL_BENCH_SECONDS", "10"))
 STARTS = int(os.environ.get("CORRAL_BENCH_STARTS", "5"))
+REVOKES = int(os.environ.get("CORRAL_BENCH_REVOKES", "20"))
 
 READY_TIMEOUT = 30.0  # seconds from spawn to ready before giving up
 POLL_INTERVAL = 0.001  # readiness probe period
@@ -79,6 +84,163 @@ def http_status(sock_path, path, timeout=1.0):
         return None
     finally:
         s.close()
+
+
+class PeerClosed(Exception):
+    """The server closed the connection (or reset it, or ended the TLS
+    session) where a response was expected."""
+
+
+class HTTPConn:
+    """A keep-alive HTTP/1.1 client on a connected stream socket (AF_UNIX, or
+    TCP wrapped in an SSLSocket): one request at a time, each response read
+    whole by its Content-Length (or chunked, or up to the close)."""
+
+    MAX_LINE = 64 * 1024
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    @classmethod
+    def unix(cls, sock_path, timeout=10.0):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(sock_path)
+        except OSError:
+            s.close()
+            raise
+        return cls(s)
+
+    def close(self):
+        self.sock.close()
+
+    def _recv(self):
+        try:
+            chunk = self.sock.recv(65536)
+        except (ConnectionError, ssl.SSLError) as e:
+            raise PeerClosed(str(e)) from None
+        return chunk
+
+    def _fill(self):
+        chunk = self._recv()
+        if not chunk:
+            raise PeerClosed("connection closed by the server")
+        self.buf += chunk
+
+    def _line(self):
+        while True:
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                line, self.buf = self.buf[:i], self.buf[i + 1:]
+                return line.rstrip(b"\r")
+            if len(self.buf) > self.MAX_LINE:
+                raise BenchError("HTTP response line too long")
+            self._fill()
+
+    def _take(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def send(self, method, path, body=None):
+        """Send one request; body, when given, is sent as JSON. Raises
+        PeerClosed when the connection is already gone."""
+        data = b"" if body is None else json.dumps(body).encode()
+        head = (f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n"
+                "User-Agent: corral-bench\r\n")
+        if body is not None:
+            head += "Content-Type: application/json\r\n"
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            head += f"Content-Length: {len(data)}\r\n"
+        try:
+            self.sock.sendall(head.encode() + b"\r\n" + data)
+        except (ConnectionError, ssl.SSLError) as e:
+            raise PeerClosed(str(e)) from None
+
+    def response(self):
+        """Read one response; return (status, decoded JSON body or None).
+        Raises PeerClosed when the connection ends before the response does."""
+        while True:
+            line = self._line()
+            parts = line.split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") \
+                    or not parts[1].isdigit():
+                raise BenchError(f"malformed status line {line[:80]!r}")
+            status = int(parts[1])
+            headers = {}
+            while True:
+                line = self._line()
+                if not line:
+                    break
+                name, _, value = line.partition(b":")
+                headers[name.strip().lower().decode("latin-1")] = \
+                    value.strip().decode("latin-1")
+            if not 100 <= status < 200:
+                break
+        if status in (204, 304):
+            body = b""
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            body = b""
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                if size == 0:
+                    while self._line():  # trailer fields
+                        pass
+                    break
+                body += self._take(size)
+                if self._line():
+                    raise BenchError("HTTP chunk not followed by CRLF")
+        elif "content-length" in headers:
+            body = self._take(int(headers["content-length"]))
+        else:  # the body ends with the connection
+            while True:
+                chunk = self._recv()
+                if not chunk:
+                    break
+                self.buf += chunk
+            body, self.buf = self.buf, b""
+        try:
+            return status, (json.loads(body) if body else None)
+        except ValueError:
+            raise BenchError(f"HTTP {status}: body is not JSON: {body[:80]!r}") from None
+
+    def request(self, method, path, body=None):
+        self.send(method, path, body)
+        return self.response()
+
+
+def api(sock_path, method, path, body=None):
+    """One request over a new Unix socket connection; return the decoded
+    body, raising BenchError unless the status is 2xx."""
+    conn = HTTPConn.unix(sock_path)
+    try:
+        status, doc = conn.request(method, path, body)
+    except PeerClosed as e:
+        raise BenchError(f"{method} {path}: {e}") from None
+    finally:
+        conn.close()
+    check_2xx(f"{method} {path}", status, doc)
+    return doc
+
+
+def check_2xx(what, status, doc):
+    if not 200 <= status < 300:
+        err = doc.get("error") if isinstance(doc, dict) else doc
+        raise BenchError(f"{what}: HTTP {status}: {err}")
+
+
+def curl(sock_path, method, path, body=None):
+    """The curl command line for a request over the Unix socket."""
+    argv = ["curl", "-sS", "--unix-socket", sock_path]
+    if method != "GET":
+        argv += ["-X", method]
+    if body is not None:
+        argv += ["-H", "Content-Type: application/json",
+                 "-d", json.dumps(body, separators=(",", ":"))]
+    return argv + [f"http://localhost{path}"]
 
 
 def proc_status(pid):
@@ -205,9 +367,12 @@ class Context:
         self.daemons = []
         self.rows = []  # (benchmark, result, details)
         self.commands = []  # (what, command line)
+        self.aliases = {}  # value -> shell variable, in commands
         self.failed = False
         self._shared = None
         self._shared_error = None  # why the shared daemon did not start
+        self._tls = None  # the TLS daemon and its client certificate
+        self._tls_error = None  # why it could not be set up
         self._seq = 0
 
     def row(self, benchmark, result, details=""):
@@ -216,18 +381,39 @@ class Context:
     def command(self, what, argv):
         """Record a command for the report, with paths under the repository
         made relative (the report says to run from the root) and the work
-        directory shown as $BENCH_DIR."""
+        directory shown as $BENCH_DIR, and each value given to alias()
+        shown as its shell variable. A string argv is a shell line, recorded
+        as it is but for those substitutions."""
+        def subst(text):
+            text = text.replace(str(self.workdir), "$BENCH_DIR")
+            for value, name in self.aliases.items():
+                text = text.replace(value, "$" + name)
+            return text
+
+        if isinstance(argv, str):
+            line = subst(argv.replace(str(ROOT) + "/", ""))
+            if (what, line) not in self.commands:
+                self.commands.append((what, line))
+            return
+
         def show(arg):
             arg = str(arg)
             if arg.startswith(str(ROOT) + "/"):
                 arg = arg[len(str(ROOT)) + 1:]
-            return arg.replace(str(self.workdir), "$BENCH_DIR")
-        line = " ".join(
-            a if a.startswith("$BENCH_DIR") and " " not in a else shlex.quote(a)
-            for a in map(show, argv)
-        )
+            shown = subst(arg)
+            # Leave a substituted word bare so that the shell expands it.
+            if shown != arg and " " not in shown and shlex.quote(arg) == arg:
+                return shown
+            return shlex.quote(shown)
+        line = " ".join(map(show, argv))
         if (what, line) not in self.commands:
             self.commands.append((what, line))
+
+    def alias(self, value, name, what, line):
+        """Show value as $name in the commands recorded from now on, after
+        recording line, the shell assignment that sets name."""
+        self.command(what, f"{name}={line}")
+        self.aliases[str(value)] = name
 
     def start_daemon(self, name, what=None):
         """Start a fresh corrald on a new state directory, recording its
@@ -255,10 +441,30 @@ class Context:
         self._shared.check_alive()
         return self._shared
 
-    def loadgen(self, what, daemon, *args):
-        """Run loadgen against daemon with args (plus --unix and --json) and
-        return its JSON figures, with corrald's CPU seconds added."""
-        argv = [str(LOADGEN), "--unix", daemon.sock, *map(str, args), "--json"]
+    def tls_daemon(self):
+        """The daemon serving HTTPS with a trusted client certificate, shared
+        by the TLS benchmarks (see TLSDaemon)."""
+        if self._tls is None:
+            if self._tls_error is not None:
+                raise BenchError(f"TLS daemon: {self._tls_error}")
+            try:
+                self._tls = TLSDaemon(self).start()
+            except BenchError as e:
+                self._tls_error = str(e).splitlines()[0]
+                raise
+        self._tls.daemon.check_alive()
+        return self._tls
+
+    def loadgen(self, what, daemon, *args, tls=None):
+        """Run loadgen against daemon with args (plus --unix, or --tls with
+        tls's address and client certificate, and --json) and return its
+        JSON figures, with corrald's CPU seconds added."""
+        if tls is None:
+            target = ["--unix", daemon.sock]
+        else:
+            target = ["--tls", tls.address, "--cert", tls.cert, "--key",
+                      tls.key, "--insecure"]
+        argv = [str(LOADGEN), *target, *map(str, args), "--json"]
         self.command(what, argv)
         cpu0 = cpu_seconds(daemon.proc.pid)
         res = subprocess.run(argv, capture_output=True, text=True)
@@ -287,6 +493,104 @@ class Context:
             d.stop()
 
 
+class TLSDaemon:
+    """A corrald serving HTTPS on 127.0.0.1 (an ephemeral port, read back
+    from GET /1.0) with a self-signed EC P-384 client certificate in its
+    trust store, all set up over the Unix socket."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.daemon = None
+        self.address = None  # HOST:PORT of the HTTPS listener
+        self.cert = str(ctx.workdir / "bench.crt")
+        self.key = str(ctx.workdir / "bench.key")
+        self.der_b64 = None  # the certificate as POST /1.0/certificates wants it
+        self.fingerprint = None  # SHA-256 of the DER, corrald's name for it
+        self.trusted = False
+
+    def start(self):
+        ctx = self.ctx
+        d = self.daemon = ctx.start_daemon("tls", "corrald for the TLS benchmarks")
+        body = {"config": {"core.https_address": "127.0.0.1:0"}}
+        ctx.command("serve HTTPS on an ephemeral port of 127.0.0.1",
+                    curl(d.sock, "PATCH", "/1.0", body))
+        api(d.sock, "PATCH", "/1.0", body)
+        env = api(d.sock, "GET", "/1.0")["metadata"]["environment"]
+        if not env.get("addresses"):
+            raise BenchError("GET /1.0: no environment.addresses after "
+                             "setting core.https_address")
+        self.address = env["addresses"][0]
+        ctx.alias(self.address, "HTTPS_ADDR",
+                  "the bound address: GET /1.0 metadata.environment.addresses[0]",
+                  "$(" + " ".join(map(shlex.quote, curl(d.sock, "GET", "/1.0")))
+                  + " | python3 -c 'import json, sys; print(json.load(sys.stdin)"
+                  '["metadata"]["environment"]["addresses"][0])\')')
+
+        argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                "ec_paramgen_curve:secp384r1", "-nodes", "-days", "1",
+                "-subj", "/CN=bench", "-keyout", self.key, "-out", self.cert]
+        ctx.command("client certificate: EC P-384, self-signed", argv)
+        res = subprocess.run(argv, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise BenchError(f"openssl req: {res.stderr.strip()}")
+        der = ssl.PEM_cert_to_DER_cert(Path(self.cert).read_text())
+        self.der_b64 = base64.b64encode(der).decode()
+        self.fingerprint = hashlib.sha256(der).hexdigest()
+        ctx.alias(self.fingerprint, "FP",
+                  "its fingerprint: the SHA-256 of its DER",
+                  f"$(openssl x509 -in {self.cert} -outform DER | sha256sum "
+                  "| cut -d' ' -f1)")
+
+        ctx.command(
+            "trust it: POST /1.0/certificates with the base64 of its DER",
+            f"curl -sS --unix-socket {d.sock} -X POST "
+            "-H 'Content-Type: application/json' "
+            '-d "{\\"type\\":\\"client\\",\\"name\\":\\"bench\\",'
+            '\\"certificate\\":\\"'
+            f"$(openssl x509 -in {self.cert} -outform DER | base64 -w0)"
+            '\\"}" http://localhost/1.0/certificates')
+        self.ensure_trusted()
+        listed = api(d.sock, "GET", "/1.0/certificates")["metadata"]
+        if f"/1.0/certificates/{self.fingerprint}" not in listed:
+            raise BenchError(f"the trusted certificate {self.fingerprint} is "
+                             f"not in GET /1.0/certificates: {listed}")
+        return self
+
+    def trust_body(self):
+        return {"type": "client", "name": "bench", "certificate": self.der_b64}
+
+    def ensure_trusted(self):
+        if not self.trusted:
+            api(self.daemon.sock, "POST", "/1.0/certificates", self.trust_body())
+            self.trusted = True
+
+    def ssl_context(self):
+        """A client context like loadgen's: TLS 1.2+, the client certificate,
+        the server's certificate not verified (the bench pins nothing)."""
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        c.minimum_version = ssl.TLSVersion.TLSv1_2
+        c.check_hostname = False
+        c.verify_mode = ssl.CERT_NONE
+        c.load_cert_chain(self.cert, self.key)
+        return c
+
+    def connect(self, context, timeout=10.0):
+        """A new TLS connection to the daemon, handshake done."""
+        host, _, port = self.address.rpartition(":")
+        raw = socket.create_connection((host.strip("[]"), int(port)), timeout)
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return HTTPConn(context.wrap_socket(raw))
+        except BaseException:
+            raw.close()
+            raise
+
+
+def duration(seconds):
+    us = seconds * 1e6
+    return f"{us:.0f} µs" if us < 1000 else f"{us / 1000:.2f} ms"
+
+
 def load_row(ctx, name, figures):
     cpu = figures["corrald_cpu_s"] / figures["seconds"] * 100
     errors = f", **{figures['errors']} errors**" if figures["errors"] else ""
@@ -299,8 +603,7 @@ def load_row(ctx, name, figures):
     )
 
 
-# Benchmarks, run in this order. Later ones (profile creates per second,
-# GET /1.0/profiles with 3000 profiles, TLS) go here.
+# Benchmarks, run in this order.
 
 
 def bench_start_to_ready(ctx):
@@ -389,6 +692,109 @@ def bench_list_profiles(ctx):
     d.stop()
 
 
+def tls_load(name, path, connections):
+    """A benchmark: TLS GET path, connections keep-alive connections (one
+    handshake each), SECONDS long, presenting the trusted certificate."""
+    def bench(ctx):
+        t = ctx.tls_daemon()
+        t.ensure_trusted()
+        what = (f"TLS GET {path}, {connections} connection"
+                f"{'s' if connections > 1 else ''}, trusted client certificate")
+        f = ctx.loadgen(what, t.daemon, "--connections", connections,
+                        "--duration", f"{SECONDS:g}", "--method", "GET",
+                        "--path", path, tls=t)
+        load_row(ctx, what, f)
+    bench.__name__ = f"bench_tls_get_{name}_{connections}"
+    return bench
+
+
+def bench_tls_revoke(ctx):
+    """Revocation latency, REVOKES times: with the certificate trusted and
+    one keep-alive TLS connection open with it (GET /1.0/certificates 200),
+    DELETE /1.0/certificates/<fp> over a keep-alive Unix connection, timed;
+    then at once GET /1.0/certificates on the open TLS connection, timed
+    from the DELETE's answer to the refusal (a 403, or the connection closed:
+    corrald closes a revoked certificate's connections before answering the
+    DELETE). An answer of 2xx is the old certificate accepted after its
+    revocation returned, which must never happen."""
+    t = ctx.tls_daemon()
+    d = t.daemon
+    path = "/1.0/certificates"
+    cert_path = f"/1.0/certificates/{t.fingerprint}"
+    ctx.command(f"revoke latency, {REVOKES}x (in run.py: re-trust the "
+                f"certificate, open a TLS connection with it, GET {path} "
+                "-> 200, then) revoke over a keep-alive Unix connection",
+                curl(d.sock, "DELETE", cert_path))
+    ctx.command("... and at once, on the TLS connection opened before the "
+                f"DELETE: GET {path} -> 403 or connection closed",
+                ["curl", "-sS", "-k", "--cert", t.cert, "--key", t.key,
+                 f"https://{t.address}{path}"])
+    context = t.ssl_context()
+    unix = HTTPConn.unix(d.sock)
+    deletes, refusals, outcomes, accepted = [], [], {}, 0
+    try:
+        for i in range(REVOKES):
+            run = f"revoke run {i + 1}"
+            if not t.trusted:
+                status, doc = unix.request("POST", "/1.0/certificates",
+                                           t.trust_body())
+                check_2xx(f"{run}: POST /1.0/certificates", status, doc)
+                t.trusted = True
+            conn = t.connect(context)
+            try:
+                status, doc = conn.request("GET", path)
+                if status != 200:
+                    raise BenchError(f"{run}: TLS GET {path} with the trusted "
+                                     f"certificate: HTTP {status}")
+                t0 = time.perf_counter()
+                status, doc = unix.request("DELETE", cert_path)
+                t1 = time.perf_counter()
+                check_2xx(f"{run}: DELETE {cert_path}", status, doc)
+                t.trusted = False
+                try:
+                    conn.send("GET", path)
+                    status, _ = conn.response()
+                    outcome = f"HTTP {status}"
+                except PeerClosed:
+                    status, outcome = None, "connection closed"
+                t2 = time.perf_counter()
+            finally:
+                conn.close()
+            deletes.append(t1 - t0)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if status is not None and 200 <= status < 300:
+                accepted += 1
+            else:
+                refusals.append(t2 - t1)
+    except PeerClosed as e:
+        raise BenchError(f"revoke: unexpected close: {e}") from None
+    finally:
+        unix.close()
+    d.check_alive()
+
+    seen = ", ".join(f"{n}x {o}" for o, n in sorted(outcomes.items()))
+    ctx.row(f"revoke: DELETE /1.0/certificates/<fp> (median of {REVOKES})",
+            duration(statistics.median(deletes)),
+            f"max {duration(max(deletes))}; round trip over a keep-alive "
+            "Unix connection while the certificate holds one open TLS "
+            "connection")
+    if refusals:
+        result = duration(statistics.median(refusals))
+        details = f"max {duration(max(refusals))}; "
+    else:
+        result, details = "n/a", ""
+    bad = f"**{accepted}**" if accepted else "0"
+    ctx.row(f"revoke: DELETE returned to old certificate refused "
+            f"(median of {len(refusals)})", result,
+            f"{details}next GET {path} on the open TLS connection: {seen}; "
+            f"accepted after the DELETE returned: {bad} of {REVOKES}")
+    if accepted:
+        ctx.failed = True
+        print(f"bench: revoke: the revoked certificate was accepted in "
+              f"{accepted} of {REVOKES} runs after its DELETE returned",
+              file=sys.stderr)
+
+
 BENCHMARKS = [
     bench_start_to_ready,
     bench_idle_rss,
@@ -397,6 +803,11 @@ BENCHMARKS = [
     bench_rss_after_load,
     bench_profile_creates,
     bench_list_profiles,
+    tls_load("server", "/1.0", 1),
+    tls_load("server", "/1.0", 8),
+    tls_load("certificates", "/1.0/certificates", 1),
+    tls_load("certificates", "/1.0/certificates", 8),
+    bench_tls_revoke,
 ]
 
 
