@@ -113,6 +113,16 @@ struct api_req {
 	char errmsg[CORRAL_ERRMSG_SIZE];
 };
 
+struct authz_subject;
+
+/* The authorization subject of @r: the Unix socket, a TLS identity from the
+ * trust store (borrowed until the next trust install: use it on the loop,
+ * before any asynchronous step), or a PKI-trusted client. */
+void api_subject(const struct api_req *r, struct authz_subject *s);
+
+/* Whether the caller of @r is a server admin. */
+bool api_caller_admin(const struct api_req *r);
+
 /* Reply with the sync envelope. @metadata is stolen (NULL means JSON null).
  * @status is 200 or 201; @location, when not NULL, becomes the Location
  * header; @etag, when not NULL, the ETag header. */
@@ -179,6 +189,7 @@ struct api_db_call {
 	char url_prefix[64];    /* e.g. "/1.0/profiles/" */
 	api_db_reply_fn reply;  /* custom reply, or NULL */
 	bool patch;             /* handler-specific: PATCH rather than PUT */
+	bool admin;             /* the caller is a server admin (guard rails) */
 	char aux[256];          /* handler-specific string */
 	char aux2[128];         /* handler-specific string */
 	json_t *trust_snapshot; /* owned: trust store after a trust write */
@@ -219,6 +230,8 @@ extern const struct api_route api_routes_profiles[];
 extern const unsigned api_n_routes_profiles;
 extern const struct api_route api_routes_operations[];
 extern const unsigned api_n_routes_operations;
+extern const struct api_route api_routes_roles[];
+extern const unsigned api_n_routes_roles;
 extern const struct api_route api_routes_certificates[];
 extern const unsigned api_n_routes_certificates;
 
@@ -248,6 +261,11 @@ void api_close_untrusted(struct api *a);
 
 /* Whether @conn has been served as a trusted TLS client. */
 bool api_conn_was_trusted(const struct http_conn *conn);
+
+/* The route tables, for the route-table test: the number of tables, and
+ * table @i with its size in *@n. */
+unsigned api_route_table_count(void);
+const struct api_route *api_route_table(unsigned i, unsigned *n);
 
 /* Reload the cached server config from the database (after start and after
  * every config write). @done runs on the loop. */

@@ -21,6 +21,7 @@ struct api_db_call *api_db_call_new(struct api_req *r)
 		return NULL;
 	}
 	c->r = r;
+	c->admin = api_caller_admin(r);
 	rv = api_query(r, "project", c->project, sizeof c->project);
 	if (rv == -EINVAL) {
 		free(c);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "authz.h"
 #include "validate.h"
 
 /* ------------------------------------------------------------------------ */
@@ -125,6 +126,18 @@ static int create_work(struct state_tx *tx, struct api_db_call *c)
 	char project[128];
 	int rv;
 
+	struct authz_subject caller = { .unix_socket = c->admin };
+
+	/* Guard rails: root-equivalent keys and host-path disks. */
+	rv = authz_check_config_keys(
+	    &caller, c->project, json_object_get(c->in, "config"), tx->errmsg);
+	if (rv == 0) {
+		rv = authz_check_devices(
+		    &caller, json_object_get(c->in, "devices"), tx->errmsg);
+	}
+	if (rv != 0) {
+		return rv;
+	}
 	rv = profile_scope(tx, c, project, sizeof project,
 			   json_object_get(c->in, "devices"));
 	if (rv != 0) {
@@ -262,6 +275,19 @@ static int update_work(struct state_tx *tx, struct api_db_call *c, bool patch)
 		desc = json_string_value(json_object_get(c->in, "description"));
 	}
 	rv = profile_scope(tx, c, project, sizeof project, devices);
+	if (rv == 0) {
+		/* Guard rails on what changes, so a client may send back
+		 * unchanged what a server admin set. */
+		struct authz_subject caller = { .unix_socket = c->admin };
+		rv = authz_check_config_change(
+		    &caller, c->project, json_object_get(current, "config"),
+		    config, tx->errmsg);
+		if (rv == 0) {
+			rv = authz_check_devices_change(
+			    &caller, json_object_get(current, "devices"),
+			    devices, tx->errmsg);
+		}
+	}
 	if (rv == 0) {
 		rv = state_profile_update(tx, project, c->name,
 					  desc != NULL ? desc : "", config,

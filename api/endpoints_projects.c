@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "authz.h"
 #include "validate.h"
 
 static json_t *editable_fields(json_t *project)
@@ -39,6 +40,39 @@ static int list_work(struct state_tx *tx, struct api_db_call *c)
 	return state_project_list(tx, &c->out);
 }
 
+/* Only the projects the caller may see; the subject is built now, on the
+ * loop, from the current trust store. */
+static void list_reply(struct api_db_call *c, int rv)
+{
+	struct api_req *r = c->r;
+	struct authz_subject subject;
+	json_t *out;
+	json_t *project;
+	size_t i;
+
+	if (rv != 0) {
+		snprintf(r->errmsg, sizeof r->errmsg, "%s", c->errmsg);
+		api_reply_code(r, rv);
+		return;
+	}
+	api_subject(r, &subject);
+	out = json_array();
+	json_array_foreach(c->out, i, project)
+	{
+		const char *name =
+		    json_string_value(json_object_get(project, "name"));
+		if (name == NULL || !authz_can_view_project(&subject, name)) {
+			continue;
+		}
+		if (c->urls) {
+			api_url_append(out, "/1.0/projects/", name, NULL);
+		} else {
+			json_array_append(out, project);
+		}
+	}
+	api_reply_sync(r, 200, out, NULL, NULL);
+}
+
 static void list_projects(struct api_req *r)
 {
 	struct api_db_call *c = api_db_call_new(r);
@@ -54,6 +88,7 @@ static void list_projects(struct api_req *r)
 	}
 	/* Project URLs never carry ?project=. */
 	snprintf(c->project, sizeof c->project, "default");
+	c->reply = list_reply;
 	api_db_run(c, false, list_work);
 }
 
@@ -93,6 +128,23 @@ static void create_project(struct api_req *r)
 		json_object_set_new(body, "config", config);
 	}
 	validate_apply_project_defaults(config);
+	/* Below server admin, restricted* keys are not the caller's to set
+	 * and new projects start restricted (rbac-model). */
+	{
+		struct authz_subject subject;
+		api_subject(r, &subject);
+		if (authz_check_project_keys(&subject, NULL, config,
+					     r->errmsg) != 0) {
+			json_decref(body);
+			api_reply_error(r, 403, "%s", r->errmsg);
+			return;
+		}
+		if (authz_apply_project_defaults(&subject, config) != 0) {
+			json_decref(body);
+			api_reply_error(r, 500, "out of memory");
+			return;
+		}
+	}
 	c = api_db_call_new(r);
 	if (c == NULL) {
 		json_decref(body);
@@ -254,6 +306,13 @@ static int update_work(struct state_tx *tx, struct api_db_call *c, bool patch)
 						: json_object();
 	}
 	rv = check_project_change(tx, c->name, current, config);
+	if (rv == 0) {
+		/* Guard rail: restricted* keys are server admin business. */
+		struct authz_subject caller = { .unix_socket = c->admin };
+		rv = authz_check_project_keys(
+		    &caller, json_object_get(current, "config"), config,
+		    tx->errmsg);
+	}
 	if (rv == 0) {
 		rv = state_project_update(tx, c->name, desc != NULL ? desc : "",
 					  config);

@@ -11,6 +11,7 @@
 #include <corral/version.h>
 
 #include "api.h"
+#include "authz.h"
 #include "validate.h"
 
 static void get_root(struct api_req *r)
@@ -138,6 +139,25 @@ static void get_1_0(struct api_req *r)
 	rv = api_query(r, "project", project, sizeof project);
 	if (rv == -EINVAL) {
 		api_reply_error(r, 400, "invalid project parameter");
+		return;
+	}
+	if (r->tls && !api_caller_admin(r)) {
+		/* Trusted but not a server admin: the server config is shown
+		 * to server-scope viewers only. */
+		struct authz_subject subject;
+		struct authz_object server = { .type = AUTHZ_SERVER };
+
+		api_subject(r, &subject);
+		obj = server_object(
+		    a, project[0] != '\0' && rv >= 0 ? project : "default");
+		if (obj == NULL) {
+			api_reply_error(r, 500, "out of memory");
+			return;
+		}
+		if (api_authorize(&subject, AUTHZ_SERVER_VIEW, &server) != 0) {
+			json_object_set_new(obj, "config", json_object());
+		}
+		api_reply_sync(r, 200, obj, NULL, NULL);
 		return;
 	}
 	if (rv < 0 || project[0] == '\0') {
