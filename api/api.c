@@ -789,6 +789,7 @@ void api_destroy(struct api *a)
 		return;
 	}
 	api_invalidate_root(a);
+	api_list_cache_destroy(a);
 	if (a->tls_ctx != NULL) {
 		tls_server_ctx_destroy(a->tls_ctx);
 	}

@@ -61,6 +61,11 @@ struct api {
 
 	struct state *state; /* borrowed */
 
+	/* Bumped by every successful database write made through this API:
+	 * list caches keyed by it never serve what a write changed. */
+	uint64_t write_gen;
+	struct api_list_cache *lists; /* owned */
+
 	/* Server config as last read from or written to the database:
 	 * cluster-wide and member-local keys, trust password already hidden
 	 * as "true". Owned. Replaced after every config write. */
@@ -190,6 +195,8 @@ struct api_db_call {
 	api_db_reply_fn reply;  /* custom reply, or NULL */
 	bool patch;             /* handler-specific: PATCH rather than PUT */
 	bool admin;             /* the caller is a server admin (guard rails) */
+	bool write;             /* set by api_db_run() */
+	uint64_t write_gen;     /* api write generation when the call began */
 	char aux[256];          /* handler-specific string */
 	char aux2[128];         /* handler-specific string */
 	json_t *trust_snapshot; /* owned: trust store after a trust write */
@@ -206,6 +213,28 @@ struct api_db_call *api_db_call_new(struct api_req *r);
  * error code maps through api_reply_code(); success sends c->out (a sync
  * answer with c->status, c->location and c->etag). Takes ownership of @c. */
 void api_db_run(struct api_db_call *c, bool write, api_db_fn fn);
+
+/* Turn a list of names or of objects with a "name" into URLs under
+ * c->url_prefix (with ?project= unless the project is default). Takes
+ * ownership of @list; returns a new array, or NULL on OOM. */
+json_t *api_list_to_urls(struct api_db_call *c, json_t *list);
+
+/* Cached serialised list answers, keyed by route, project, form and write
+ * generation. api_list_cache_get() returns the cached body (borrowed until
+ * the next put) or NULL; put copies @body when @gen is still current. */
+const char *api_list_cache_get(struct api *a,
+			       const char *route,
+			       const char *project,
+			       bool urls,
+			       size_t *len);
+void api_list_cache_put(struct api *a,
+			const char *route,
+			const char *project,
+			bool urls,
+			uint64_t gen,
+			const char *body,
+			size_t len);
+void api_list_cache_destroy(struct api *a);
 
 /* Parse the request body as a JSON object. Answers 400 and returns NULL
  * when it is not one. */

@@ -68,6 +68,9 @@ static void db_done_cb(void *arg, int rv, const char *errmsg)
 	struct api_req *r = c->r;
 	json_t *out;
 
+	if (c->write && rv == 0) {
+		r->api->write_gen++;
+	}
 	if (c->reply != NULL) {
 		if (rv != 0 && errmsg != NULL && errmsg[0] != '\0') {
 			snprintf(c->errmsg, sizeof c->errmsg, "%s", errmsg);
@@ -87,23 +90,7 @@ static void db_done_cb(void *arg, int rv, const char *errmsg)
 	out = c->out;
 	c->out = NULL;
 	if (c->urls && json_is_array(out)) {
-		json_t *urls = json_array();
-		size_t i;
-		json_t *v;
-
-		json_array_foreach(out, i, v)
-		{
-			const char *name =
-			    json_is_string(v)
-				? json_string_value(v)
-				: json_string_value(json_object_get(v, "name"));
-			if (name != NULL) {
-				api_url_append(urls, c->url_prefix, name,
-					       c->project);
-			}
-		}
-		json_decref(out);
-		out = urls;
+		out = api_list_to_urls(c, out);
 	}
 	api_reply_sync(r, c->status != 0 ? c->status : 200, out,
 		       c->location[0] != '\0' ? c->location : NULL,
@@ -149,6 +136,8 @@ void api_db_run(struct api_db_call *c, bool write, api_db_fn fn)
 	}
 	t->c = c;
 	t->fn = fn;
+	c->write = write;
+	c->write_gen = c->r->api->write_gen;
 	rv = state_submit(c->r->api->state, write, trampoline_work,
 			  trampoline_done, t);
 	if (rv != 0) {
@@ -158,6 +147,142 @@ void api_db_run(struct api_db_call *c, bool write, api_db_fn fn)
 			       ? "database not available"
 			       : "cannot queue database work");
 	}
+}
+
+json_t *api_list_to_urls(struct api_db_call *c, json_t *list)
+{
+	json_t *urls = json_array();
+	size_t i;
+	json_t *v;
+
+	if (urls == NULL) {
+		json_decref(list);
+		return NULL;
+	}
+	json_array_foreach(list, i, v)
+	{
+		const char *name =
+		    json_is_string(v)
+			? json_string_value(v)
+			: json_string_value(json_object_get(v, "name"));
+		if (name != NULL && api_url_append(urls, c->url_prefix, name,
+						   c->project) != 0) {
+			json_decref(urls);
+			json_decref(list);
+			return NULL;
+		}
+	}
+	json_decref(list);
+	return urls;
+}
+
+/* A handful of list answers is enough: lists are per project and form. */
+#define API_LIST_CACHE_SLOTS 16
+
+struct api_list_cache_slot {
+	char key[192];
+	uint64_t gen;
+	char *body; /* owned */
+	size_t len;
+};
+
+struct api_list_cache {
+	struct api_list_cache_slot slots[API_LIST_CACHE_SLOTS];
+	unsigned next;
+};
+
+static void list_key(char *key,
+		     size_t size,
+		     const char *route,
+		     const char *project,
+		     bool urls)
+{
+	snprintf(key, size, "%s|%s|%d", route, project, urls ? 1 : 0);
+}
+
+const char *api_list_cache_get(struct api *a,
+			       const char *route,
+			       const char *project,
+			       bool urls,
+			       size_t *len)
+{
+	char key[192];
+	unsigned i;
+
+	if (a->lists == NULL) {
+		return NULL;
+	}
+	list_key(key, sizeof key, route, project, urls);
+	for (i = 0; i < API_LIST_CACHE_SLOTS; i++) {
+		struct api_list_cache_slot *s = &a->lists->slots[i];
+		if (s->body != NULL && s->gen == a->write_gen &&
+		    strcmp(s->key, key) == 0) {
+			*len = s->len;
+			return s->body;
+		}
+	}
+	return NULL;
+}
+
+void api_list_cache_put(struct api *a,
+			const char *route,
+			const char *project,
+			bool urls,
+			uint64_t gen,
+			const char *body,
+			size_t len)
+{
+	struct api_list_cache_slot *s;
+	char key[192];
+	char *copy;
+	unsigned i;
+
+	if (gen != a->write_gen) {
+		return; /* a write finished meanwhile: the answer may be old */
+	}
+	if (a->lists == NULL) {
+		a->lists = calloc(1, sizeof *a->lists);
+		if (a->lists == NULL) {
+			return;
+		}
+	}
+	list_key(key, sizeof key, route, project, urls);
+	s = NULL;
+	for (i = 0; i < API_LIST_CACHE_SLOTS; i++) {
+		if (strcmp(a->lists->slots[i].key, key) == 0) {
+			s = &a->lists->slots[i];
+			break;
+		}
+	}
+	if (s == NULL) {
+		s = &a->lists->slots[a->lists->next];
+		a->lists->next = (a->lists->next + 1) % API_LIST_CACHE_SLOTS;
+	}
+	copy = malloc(len + 1);
+	if (copy == NULL) {
+		return;
+	}
+	memcpy(copy, body, len);
+	copy[len] = '\0';
+	free(s->body);
+	snprintf(s->key, sizeof s->key, "%s", key);
+	s->gen = gen;
+	s->body = copy;
+	s->len = len;
+}
+
+void api_list_cache_destroy(struct api *a)
+{
+	unsigned i;
+
+	if (a->lists == NULL) {
+		return;
+	}
+	for (i = 0; i < API_LIST_CACHE_SLOTS; i++) {
+		free(a->lists->slots[i].body);
+	}
+	free(a->lists);
+	a->lists = NULL;
 }
 
 json_t *api_body_object(struct api_req *r)

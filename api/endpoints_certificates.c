@@ -9,10 +9,13 @@
  * password or a one-time token; failures are rate-limited per source
  * address and logged without the secret. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -1267,6 +1270,101 @@ static int token_cancel_cb(struct api_op *op, void *arg, char *errmsg)
 	return rv;
 }
 
+/* A running token operation reached its expiry: delete the token, as a
+ * revocation does. The operation then ends as Failure "token expired". */
+static void token_expire_cb(struct api_op *op, void *arg)
+{
+	char errmsg[CORRAL_ERRMSG_SIZE];
+
+	log_info("msg=\"trust token expired\" operation=%s", op->id);
+	if (token_cancel_cb(op, arg, errmsg) != 0) {
+		log_error("msg=\"delete expired trust token\" error=\"%s\"",
+			  errmsg);
+	}
+}
+
+/* Whether @sa is a global unicast address, as Go's
+ * net.IP.IsGlobalUnicast() sees it. */
+static bool global_unicast(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		uint32_t a = ntohl(in->sin_addr.s_addr);
+
+		return a != 0 && (a >> 24) != 127 &&
+		       (a >> 16) != 0xa9fe && /* 169.254/16 */
+		       (a >> 28) != 0xe &&    /* multicast */
+		       a != 0xffffffffu;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 =
+		    (const struct sockaddr_in6 *)sa;
+		const struct in6_addr *a = &in6->sin6_addr;
+
+		return !IN6_IS_ADDR_UNSPECIFIED(a) &&
+		       !IN6_IS_ADDR_LOOPBACK(a) && !IN6_IS_ADDR_LINKLOCAL(a) &&
+		       !IN6_IS_ADDR_MULTICAST(a) && !IN6_IS_ADDR_V4MAPPED(a);
+	}
+	return false;
+}
+
+/* The addresses a client can reach the TLS listener on, as LXD's
+ * util.ListenAddresses() lists them: the bound address, or for a wildcard
+ * bind every global unicast address of the host (IPv4 only for 0.0.0.0).
+ * An empty array when the listener is off. NULL on OOM. */
+static json_t *listen_addresses(struct api *a)
+{
+	uv_interface_address_t *ifs = NULL;
+	json_t *list = json_array();
+	char bound[128];
+	char ip[INET6_ADDRSTRLEN];
+	const char *colon;
+	bool v4_only;
+	int n = 0;
+	int i;
+
+	if (list == NULL || !https_listener_active(&a->https) ||
+	    https_listener_address(&a->https, bound, sizeof bound) != 0) {
+		return list;
+	}
+	colon = strrchr(bound, ':');
+	v4_only = strncmp(bound, "0.0.0.0:", 8) == 0;
+	if (colon == NULL || (!v4_only && strncmp(bound, "[::]:", 5) != 0)) {
+		if (json_array_append_new(list, json_string(bound)) != 0) {
+			json_decref(list);
+			return NULL;
+		}
+		return list;
+	}
+	if (uv_interface_addresses(&ifs, &n) != 0) {
+		return list;
+	}
+	for (i = 0; i < n; i++) {
+		const struct sockaddr *sa =
+		    (const struct sockaddr *)&ifs[i].address;
+		json_t *item;
+
+		if (!global_unicast(sa) ||
+		    (v4_only && sa->sa_family != AF_INET)) {
+			continue;
+		}
+		if (sa->sa_family == AF_INET) {
+			uv_ip4_name(&ifs[i].address.address4, ip, sizeof ip);
+			item = json_sprintf("%s%s", ip, colon);
+		} else {
+			uv_ip6_name(&ifs[i].address.address6, ip, sizeof ip);
+			item = json_sprintf("[%s]%s", ip, colon);
+		}
+		if (item == NULL || json_array_append_new(list, item) != 0) {
+			json_decref(list);
+			list = NULL;
+			break;
+		}
+	}
+	uv_free_interface_addresses(ifs, n);
+	return list;
+}
+
 /* c->in: {"hash", "name", "data", "expires_at", "metadata"}. */
 static int token_create_work(struct state_tx *tx, struct api_db_call *c)
 {
@@ -1321,9 +1419,25 @@ static void token_create_reply(struct api_db_call *c, int rv)
 	}
 	metadata = json_incref(json_object_get(c->in, "metadata"));
 	rv = ops_op_create(r->api->ops, OPS_CLASS_TOKEN,
-			   "Certificate add token", "", NULL, metadata, false,
+			   "Certificate add token", "", NULL, metadata, true,
 			   token_cancel_cb, r->api, &op);
 	if (rv != 0) {
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	/* An unused token stops being listed once it expires, and its row
+	 * goes. */
+	rv = ops_op_set_expiry(
+	    op,
+	    (uint64_t)json_integer_value(json_object_get(c->in, "expiry_ms")),
+	    "token expired", token_expire_cb, r->api);
+	if (rv != 0) {
+		char errmsg[CORRAL_ERRMSG_SIZE];
+
+		if (ops_cancel(op, errmsg) != 0) {
+			log_error("msg=\"revoke trust token\" error=\"%s\"",
+				  errmsg);
+		}
 		api_reply_error(r, 500, "out of memory");
 		return;
 	}
@@ -1344,6 +1458,7 @@ static void token_create(struct api_req *r, const struct post_req *p)
 	json_t *roles;
 	json_t *projects;
 	json_t *metadata;
+	json_t *addresses;
 	int64_t seconds;
 	bool restricted;
 	unsigned i;
@@ -1351,6 +1466,30 @@ static void token_create(struct api_req *r, const struct post_req *p)
 	if (p->name[0] == '\0') {
 		api_reply_error(r, 400,
 				"a client name is required for a token");
+		return;
+	}
+	if (p->certificate[0] != '\0') {
+		api_reply_error(r, 400,
+				"Can't use certificate if token is requested");
+		return;
+	}
+	if (strcmp(p->type, "client") != 0) {
+		api_reply_error(
+		    r, 400,
+		    "Tokens can only be issued for client certificates");
+		return;
+	}
+	/* The token names the addresses to reach us on: none, no token. */
+	addresses = listen_addresses(r->api);
+	if (addresses == NULL) {
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	if (json_array_size(addresses) == 0) {
+		json_decref(addresses);
+		api_reply_error(
+		    r, 400,
+		    "Can't issue token when server isn't listening on network");
 		return;
 	}
 	expiry = json_string_value(
@@ -1361,18 +1500,25 @@ static void token_create(struct api_req *r, const struct post_req *p)
 	if (expiry == NULL || validate_parse_duration(expiry, &seconds) != 0) {
 		seconds = 24 * 3600;
 	}
+	/* Keep the deadline representable (a century is forever enough). */
+	if (seconds > (int64_t)100 * 365 * 86400) {
+		seconds = (int64_t)100 * 365 * 86400;
+	}
 	roles = post_roles(r, p);
 	if (roles == NULL) {
+		json_decref(addresses);
 		return;
 	}
 	if (trust_roles_to_legacy(roles, NULL, &restricted, &projects) != 0) {
 		json_decref(roles);
+		json_decref(addresses);
 		api_reply_error(r, 500, "out of memory");
 		return;
 	}
 	if (RAND_bytes(raw, sizeof raw) != 1) {
 		json_decref(roles);
 		json_decref(projects);
+		json_decref(addresses);
 		api_reply_error(r, 500, "no randomness for the token secret");
 		return;
 	}
@@ -1386,11 +1532,11 @@ static void token_create(struct api_req *r, const struct post_req *p)
 	ops_format_time(&ts, expires);
 
 	metadata = json_pack(
-	    "{s:{s:s, s:s, s:b, s:O, s:s, s:s, s:b}, s:s, s:s, s:[], s:s}",
+	    "{s:{s:s, s:s, s:b, s:O, s:s, s:s, s:b}, s:s, s:s, s:o, s:s}",
 	    "request", "name", p->name, "type", p->type, "restricted",
 	    restricted, "projects", projects, "certificate", "", "password", "",
 	    "token", 1, "secret", secret, "fingerprint", r->api->fingerprint,
-	    "addresses", "expiresAt", expires);
+	    "addresses", addresses, "expiresAt", expires);
 	c = cert_call_new(r);
 	if (c == NULL) {
 		json_decref(metadata);
@@ -1399,11 +1545,12 @@ static void token_create(struct api_req *r, const struct post_req *p)
 		OPENSSL_cleanse(secret, sizeof secret);
 		return;
 	}
-	c->in = json_pack("{s:s, s:s, s:{s:s, s:o, s:b, s:o}, s:I, s:o}",
+	c->in = json_pack("{s:s, s:s, s:{s:s, s:o, s:b, s:o}, s:I, s:I, s:o}",
 			  "hash", hash, "name", p->name, "data", "type",
 			  p->type, "roles", roles, "restricted", restricted,
 			  "projects", projects, "expires_at",
-			  (json_int_t)ts.tv_sec, "metadata", metadata);
+			  (json_int_t)ts.tv_sec, "expiry_ms",
+			  (json_int_t)seconds * 1000, "metadata", metadata);
 	OPENSSL_cleanse(secret, sizeof secret);
 	if (c->in == NULL) {
 		free(c);

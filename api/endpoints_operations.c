@@ -12,6 +12,39 @@
 #include "api.h"
 #include "events.h"
 #include "operations.h"
+#include "tls.h"
+#include "trust.h"
+
+/* Whether the caller on @conn is a server admin: the Unix socket, or a
+ * trusted TLS client with the (server, admin) binding. Looked up in the
+ * trust cache at each call, so an edit or revocation counts at once. */
+static bool conn_admin(struct http_conn *conn, void *arg)
+{
+	struct api *a = arg;
+	const struct trust_identity *id;
+	const char *fp;
+
+	if (http_conn_transport_data(conn) == NULL) {
+		return true;
+	}
+	fp = tls_conn_fingerprint(conn);
+	if (fp == NULL || a->trust == NULL) {
+		return false;
+	}
+	id = trust_cache_lookup(a->trust, fp);
+	return id != NULL && strcmp(id->type, "client") == 0 &&
+	       id->server_admin;
+}
+
+/* Server-level operations (no project: certificate add tokens, whose
+ * metadata holds the secret) are shown to admins only; to anyone else
+ * they do not exist. */
+static bool op_visible(const struct api_op *op, void *arg)
+{
+	struct api_req *r = arg;
+
+	return op->project[0] != '\0' || conn_admin(r->conn, r->api);
+}
 
 /* The project a request is about: ?project= or "default", and whether
  * ?all-projects= asks for every project. Answers 400 and returns false on a
@@ -55,9 +88,9 @@ static void list_operations(struct api_req *r)
 	if (api_query(r, "recursion", recursion, sizeof recursion) < 0) {
 		recursion[0] = '\0';
 	}
-	list =
-	    ops_list_json(r->api->ops, project, all,
-			  recursion[0] != '\0' && strcmp(recursion, "0") != 0);
+	list = ops_list_json_filter(
+	    r->api->ops, project, all,
+	    recursion[0] != '\0' && strcmp(recursion, "0") != 0, op_visible, r);
 	if (list == NULL) {
 		api_reply_error(r, 500, "out of memory");
 		return;
@@ -70,6 +103,9 @@ static struct api_op *route_op(struct api_req *r)
 {
 	struct api_op *op = ops_lookup(r->api->ops, r->match.params[0]);
 
+	if (op != NULL && !op_visible(op, r)) {
+		op = NULL;
+	}
 	if (op == NULL) {
 		api_reply_error(r, 404, "operation not found");
 	}
@@ -158,8 +194,8 @@ static void get_events(struct api_req *r)
 	unsigned status = 500;
 	int rv;
 
-	rv =
-	    events_listen(r->api->events, r->conn, r->http, &status, r->errmsg);
+	rv = events_listen_as(r->api->events, r->conn, r->http, conn_admin,
+			      r->api, &status, r->errmsg);
 	if (rv != 0) {
 		api_reply_error(r, status, "%s", r->errmsg);
 		return;

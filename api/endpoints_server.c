@@ -46,8 +46,8 @@ static json_t *api_extensions(void)
 		/* `description` on operations. */
 		"operation_description",
 		/* `location` and `project` on events. */
-		"event_location",
-		"event_project",
+		"event_location", "event_project",
+		"corral_roles", /* roles on certificates, /roles */
 	};
 	json_t *list = json_array();
 	size_t i;

@@ -28,6 +28,8 @@ struct events_listener {
 	int types;
 	bool all_projects;
 	char project[128];
+	events_admin_cb admin; /* NULL: the caller is an admin */
+	void *admin_arg;
 
 	/* Input handed to wslay_event_recv() by the recv callback. */
 	const char *in;
@@ -370,6 +372,17 @@ int events_listen(struct events *e,
 		  unsigned *status,
 		  char *errmsg)
 {
+	return events_listen_as(e, conn, req, NULL, NULL, status, errmsg);
+}
+
+int events_listen_as(struct events *e,
+		     struct http_conn *conn,
+		     struct http_request *req,
+		     events_admin_cb admin,
+		     void *admin_arg,
+		     unsigned *status,
+		     char *errmsg)
+{
 	const char *upgrade = http_request_header(req, "Upgrade");
 	const char *connection = http_request_header(req, "Connection");
 	const char *version = http_request_header(req, "Sec-WebSocket-Version");
@@ -422,6 +435,8 @@ int events_listen(struct events *e,
 	}
 	l->events = e;
 	l->types = types;
+	l->admin = admin;
+	l->admin_arg = admin_arg;
 	l->heard = true;
 	if (router_query_get(req->query, "all-projects", value, sizeof value) >=
 	    0) {
@@ -533,6 +548,12 @@ void events_broadcast(struct events *e,
 		}
 		if (!l->all_projects && project[0] != '\0' &&
 		    strcmp(project, l->project) != 0) {
+			continue;
+		}
+		/* Server-level events (token secrets among them) and logs
+		 * are for admins only. */
+		if ((project[0] == '\0' || bit == EVENTS_TYPE_LOGGING) &&
+		    l->admin != NULL && !l->admin(l->conn, l->admin_arg)) {
 			continue;
 		}
 		if (msg == NULL) {

@@ -96,6 +96,22 @@ int events_listen(struct events *e,
 		  unsigned *status,
 		  char *errmsg);
 
+/* Whether the caller on @conn is a server admin, asked each time a
+ * server-level event (no project: token operations and other trust
+ * changes) or a logging event is about to be sent to its listener. */
+typedef bool (*events_admin_cb)(struct http_conn *conn, void *arg);
+
+/* Like events_listen(), for a caller whose admin rights @admin (may be
+ * NULL: always admin) decides, with @admin_arg, at each server-level or
+ * logging event: non-admins never receive them. */
+int events_listen_as(struct events *e,
+		     struct http_conn *conn,
+		     struct http_request *req,
+		     events_admin_cb admin,
+		     void *admin_arg,
+		     unsigned *status,
+		     char *errmsg);
+
 /* Compute Sec-WebSocket-Accept for the client's Sec-WebSocket-Key @key:
  * base64(SHA-1(key + RFC 6455 GUID)). */
 void events_ws_accept(const char *key, char out[EVENTS_ACCEPT_SIZE]);

@@ -158,6 +158,7 @@ static void op_free(struct api_op *op)
 	free(op->project);
 	free(op->location);
 	free(op->err);
+	free(op->expire_err);
 	json_decref(op->resources);
 	json_decref(op->metadata);
 	free(op);
@@ -325,6 +326,11 @@ void ops_close(struct ops *o, void (*cb)(void *arg), void *arg)
 			o->closing_handles++;
 			uv_close((uv_handle_t *)&o->sweep, handle_closed_cb);
 		}
+		if (o->expiry_open) {
+			o->expiry_open = false;
+			o->closing_handles++;
+			uv_close((uv_handle_t *)&o->expiry, handle_closed_cb);
+		}
 	}
 	if (o->closing_handles == 0 && o->close_cb != NULL) {
 		o->close_cb = NULL;
@@ -411,9 +417,15 @@ err:
 	return rv;
 }
 
+static void expiry_arm(struct ops *o);
+
 static void op_set_final(struct api_op *op, int status_code)
 {
 	op->status_code = status_code;
+	if (op->expires_ms != 0) {
+		op->expires_ms = 0;
+		expiry_arm(op->ops);
+	}
 	clock_gettime(CLOCK_REALTIME, &op->updated_at);
 	op->finished_ms = uv_now(op->ops->loop);
 	sweep_arm(op->ops);
@@ -450,6 +462,116 @@ int ops_finish(struct api_op *op,
 	}
 	op_set_final(op, status_code);
 	return rv;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Expiry                                                                    */
+
+static void expiry_cb(uv_timer_t *t);
+
+/* Arm the expiry timer for the earliest deadline of a running operation,
+ * or stop it when there is none. */
+static void expiry_arm(struct ops *o)
+{
+	uint64_t now;
+	uint64_t next = 0;
+	struct api_op *op;
+
+	if (o->closing) {
+		return;
+	}
+	for (op = o->head; op != NULL; op = op->next) {
+		if (op->expires_ms != 0 && !ops_status_final(op->status_code) &&
+		    (next == 0 || op->expires_ms < next)) {
+			next = op->expires_ms;
+		}
+	}
+	if (next == 0) {
+		if (o->expiry_open) {
+			uv_timer_stop(&o->expiry);
+		}
+		return;
+	}
+	if (!o->expiry_open) {
+		uv_timer_init(o->loop, &o->expiry);
+		o->expiry.data = o;
+		o->expiry_open = true;
+	}
+	now = uv_now(o->loop);
+	uv_timer_start(&o->expiry, expiry_cb, next > now ? next - now : 0, 0);
+}
+
+/* The first running operation whose deadline passed, or NULL. */
+static struct api_op *expired_op(struct ops *o, uint64_t now)
+{
+	struct api_op *op;
+
+	for (op = o->head; op != NULL; op = op->next) {
+		if (op->expires_ms != 0 && op->expires_ms <= now &&
+		    !ops_status_final(op->status_code)) {
+			return op;
+		}
+	}
+	return NULL;
+}
+
+static void expiry_cb(uv_timer_t *t)
+{
+	struct ops *o = t->data;
+	uint64_t now = uv_now(o->loop);
+	struct api_op *op;
+
+	/* Callbacks may create or finish operations: look the list up
+	 * again after each one. */
+	while ((op = expired_op(o, now)) != NULL) {
+		ops_op_ref(op);
+		op->expires_ms = 0;
+		if (op->expire_cb != NULL) {
+			op->expire_cb(op, op->expire_arg);
+		}
+		if (!ops_status_final(op->status_code)) {
+			ops_finish(
+			    op, OPS_STATUS_FAILURE,
+			    op->expire_err != NULL ? op->expire_err : "expired",
+			    NULL);
+		}
+		ops_op_unref(op);
+	}
+	expiry_arm(o);
+}
+
+int ops_op_set_expiry(struct api_op *op,
+		      uint64_t delay_ms,
+		      const char *err,
+		      ops_expire_cb cb,
+		      void *arg)
+{
+	struct ops *o = op->ops;
+	char *copy = NULL;
+	uint64_t now;
+
+	if (ops_status_final(op->status_code)) {
+		return CORRAL_EINVALID;
+	}
+	if (err != NULL) {
+		copy = strdup(err);
+		if (copy == NULL) {
+			return -ENOMEM;
+		}
+	}
+	free(op->expire_err);
+	op->expire_err = copy;
+	op->expire_cb = cb;
+	op->expire_arg = arg;
+	now = uv_now(o->loop);
+	op->expires_ms =
+	    delay_ms > UINT64_MAX - now ? UINT64_MAX : now + delay_ms;
+	/* 0 means "no deadline": an immediate expiry is 1 ms late. */
+	if (op->expires_ms == 0) {
+		op->expires_ms = 1;
+	}
+	expiry_arm(o);
+	return 0;
 }
 
 int ops_update_metadata(struct api_op *op, json_t *metadata)
@@ -545,6 +667,18 @@ json_t *ops_list_json(struct ops *o,
 		      bool all_projects,
 		      bool recursion)
 {
+	return ops_list_json_filter(o, project, all_projects, recursion, NULL,
+				    NULL);
+}
+
+json_t *ops_list_json_filter(struct ops *o,
+			     const char *project,
+			     bool all_projects,
+			     bool recursion,
+			     bool (*visible)(const struct api_op *op,
+					     void *arg),
+			     void *arg)
+{
 	char key[32];
 	char url[64];
 	json_t *out;
@@ -561,7 +695,8 @@ json_t *ops_list_json(struct ops *o,
 	for (op = o->head; op != NULL && op->next != NULL; op = op->next) {
 	}
 	for (; op != NULL; op = op->prev) {
-		if (!ops_op_in_project(op, project, all_projects)) {
+		if (!ops_op_in_project(op, project, all_projects) ||
+		    (visible != NULL && !visible(op, arg))) {
 			continue;
 		}
 		snprintf(key, sizeof key, "%s",

@@ -59,6 +59,10 @@ struct ops_waiter;
  * to refuse. */
 typedef int (*ops_cancel_cb)(struct api_op *op, void *arg, char *errmsg);
 
+/* Called when a running @op reaches its expiry (ops_op_set_expiry()),
+ * just before it is finished. */
+typedef void (*ops_expire_cb)(struct api_op *op, void *arg);
+
 /* Called after every state change of @op (creation included). */
 typedef void (*ops_notify_cb)(struct api_op *op, void *arg);
 
@@ -86,6 +90,13 @@ struct api_op {
 	ops_cancel_cb cancel_cb;
 	void *cancel_arg;
 
+	/* Set by ops_op_set_expiry(): uv_now() deadline (0: none), the error
+	 * it ends with, and the hook called first. */
+	uint64_t expires_ms;
+	char *expire_err; /* owned, or NULL */
+	ops_expire_cb expire_cb;
+	void *expire_arg;
+
 	int refs;
 	uint64_t finished_ms; /* uv_now() when it became final */
 	struct api_op *prev;
@@ -106,6 +117,8 @@ struct ops {
 	struct ops_waiter *waiters; /* owned list */
 	uv_timer_t sweep;
 	bool sweep_open;
+	uv_timer_t expiry; /* fires at the earliest expires_ms */
+	bool expiry_open;
 	bool closing;
 	int closing_handles;
 	void (*close_cb)(void *arg);
@@ -167,6 +180,17 @@ int ops_finish(struct api_op *op,
 	       const char *err,
 	       json_t *metadata);
 
+/* Make running @op end by itself @delay_ms from now unless it finished
+ * before: @cb (may be NULL) is called with @arg, then @op becomes Failure
+ * with @err (copied; NULL means "expired"). Used for tokens. A later call
+ * replaces the deadline. Returns 0, CORRAL_EINVALID when @op is final, or
+ * -ENOMEM. While the registry is closing nothing expires. */
+int ops_op_set_expiry(struct api_op *op,
+		      uint64_t delay_ms,
+		      const char *err,
+		      ops_expire_cb cb,
+		      void *arg);
+
 /* Replace the metadata of a running @op (stolen, also on error; NULL means
  * JSON null) and notify, e.g. for progress. Returns 0 or CORRAL_EINVALID
  * when @op is final. */
@@ -209,6 +233,16 @@ json_t *ops_list_json(struct ops *o,
 		      const char *project,
 		      bool all_projects,
 		      bool recursion);
+
+/* Like ops_list_json(), listing only the operations @visible (may be
+ * NULL: all) accepts, called with @arg. */
+json_t *ops_list_json_filter(struct ops *o,
+			     const char *project,
+			     bool all_projects,
+			     bool recursion,
+			     bool (*visible)(const struct api_op *op,
+					     void *arg),
+			     void *arg);
 
 /* Wait for @op to become final. @timeout_ms < 0 waits forever. @cb is called
  * exactly once with @arg: at once when @op is already final or the timeout

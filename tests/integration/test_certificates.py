@@ -316,7 +316,14 @@ def test_prefix_ambiguity(d):
 # --- tokens ------------------------------------------------------------------
 
 
-def test_token_operation(d):
+def test_token_refused_without_network_listener(d):
+    status, _, body = d.request("POST", "/1.0/certificates", body={
+        "name": "tok", "type": "client", "token": True})
+    assert status == 400, body
+    assert "listening on network" in body["error"]
+
+
+def test_token_operation(d, tls):
     with open(d.path("server.crt"), "rb") as f:
         server_fp = fp_of(x509.load_pem_x509_certificate(f.read()))
 
@@ -335,7 +342,8 @@ def test_token_operation(d):
     assert meta["request"]["projects"] == ["default"]
     assert re.fullmatch(r"[0-9a-f]{64}", meta["secret"])
     assert meta["fingerprint"] == server_fp
-    assert meta["addresses"] == []
+    assert meta["addresses"] == ["127.0.0.1:%d" % tls]
+    assert op["may_cancel"] is True
     assert meta["expiresAt"]
 
     # `lxc config trust list-tokens` finds it among the running operations.
