@@ -10,6 +10,7 @@
 #include <corral/log.h>
 
 #include "api.h"
+#include "authz.h"
 #include "events.h"
 #include "operations.h"
 #include "tls.h"
@@ -42,8 +43,14 @@ static bool conn_admin(struct http_conn *conn, void *arg)
 static bool op_visible(const struct api_op *op, void *arg)
 {
 	struct api_req *r = arg;
+	struct authz_subject subject;
 
-	return op->project[0] != '\0' || conn_admin(r->conn, r->api);
+	if (op->project[0] == '\0') {
+		return api_caller_admin(r);
+	}
+	/* Project operations: whoever may see the project (auditor+). */
+	api_subject(r, &subject);
+	return authz_can_view_project(&subject, op->project);
 }
 
 /* The project a request is about: ?project= or "default", and whether
