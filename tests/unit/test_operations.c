@@ -409,6 +409,62 @@ static void test_retention(void **state)
 	assert_int_equal(f->ops->n_ops, 0);
 }
 
+static void expire_hook(struct api_op *op, void *arg)
+{
+	unsigned *calls = arg;
+
+	/* Called while the operation is still running. */
+	assert_int_equal(op->status_code, OPS_STATUS_RUNNING);
+	(*calls)++;
+}
+
+static void test_expiry(void **state)
+{
+	struct fixture *f = *state;
+	struct api_op *expiring = new_task(f, "default");
+	struct api_op *early = new_task(f, "default");
+	unsigned calls = 0;
+	uint64_t start;
+
+	f->ops->retention_ms = 1000;
+	start = uv_now(&f->loop);
+	ops_op_ref(expiring);
+	ops_op_ref(early);
+	assert_int_equal(ops_op_set_expiry(expiring, 30, "token expired",
+					   expire_hook, &calls),
+			 0);
+	assert_int_equal(
+	    ops_op_set_expiry(early, 20, NULL, expire_hook, &calls), 0);
+	/* Finishing early cancels that deadline: its hook never runs. */
+	assert_int_equal(ops_finish(early, OPS_STATUS_SUCCESS, NULL, NULL), 0);
+	assert_int_equal(ops_op_set_expiry(early, 10, NULL, NULL, NULL),
+			 CORRAL_EINVALID);
+	while (expiring->status_code == OPS_STATUS_RUNNING) {
+		uv_run(&f->loop, UV_RUN_ONCE);
+	}
+	assert_true(uv_now(&f->loop) - start >= 30);
+	assert_int_equal(expiring->status_code, OPS_STATUS_FAILURE);
+	assert_string_equal(expiring->err, "token expired");
+	assert_int_equal(early->status_code, OPS_STATUS_SUCCESS);
+	assert_int_equal(calls, 1);
+	ops_op_unref(expiring);
+	ops_op_unref(early);
+}
+
+static void test_close_stops_expiry(void **state)
+{
+	struct fixture *f = *state;
+	struct api_op *op = new_task(f, "default");
+	unsigned calls = 0;
+
+	assert_int_equal(
+	    ops_op_set_expiry(op, 10000, NULL, expire_hook, &calls), 0);
+	/* Teardown closes the registry: its timer must not keep the loop
+	 * alive for 10 s nor fire. */
+	(void)op;
+	assert_int_equal(calls, 0);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Waiters                                                                   */
 
@@ -969,6 +1025,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_finish, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_stops_expiry, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_wait_immediate, setup,
