@@ -296,6 +296,12 @@ bool api_conn_was_trusted(const struct http_conn *conn);
 unsigned api_route_table_count(void);
 const struct api_route *api_route_table(unsigned i, unsigned *n);
 
+/* The addresses clients can reach the TLS listener at, as a new JSON array
+ * of "ip:port" strings: the bound address, or every global unicast address
+ * of the host when bound to a wildcard. Empty when not listening; NULL on
+ * OOM. */
+json_t *api_listen_addresses(struct api *a);
+
 /* Reload the cached server config from the database (after start and after
  * every config write). @done runs on the loop. */
 void api_config_reload(struct api *a, void (*done)(struct api *a, int rv));

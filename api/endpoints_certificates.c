@@ -1276,88 +1276,6 @@ static void token_expire_cb(struct api_op *op, void *arg)
 	}
 }
 
-/* Whether @sa is a global unicast address, as Go's
- * net.IP.IsGlobalUnicast() sees it. */
-static bool global_unicast(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		uint32_t a = ntohl(in->sin_addr.s_addr);
-
-		return a != 0 && (a >> 24) != 127 &&
-		       (a >> 16) != 0xa9fe && /* 169.254/16 */
-		       (a >> 28) != 0xe &&    /* multicast */
-		       a != 0xffffffffu;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 =
-		    (const struct sockaddr_in6 *)sa;
-		const struct in6_addr *a = &in6->sin6_addr;
-
-		return !IN6_IS_ADDR_UNSPECIFIED(a) &&
-		       !IN6_IS_ADDR_LOOPBACK(a) && !IN6_IS_ADDR_LINKLOCAL(a) &&
-		       !IN6_IS_ADDR_MULTICAST(a) && !IN6_IS_ADDR_V4MAPPED(a);
-	}
-	return false;
-}
-
-/* The addresses a client can reach the TLS listener on, as LXD's
- * util.ListenAddresses() lists them: the bound address, or for a wildcard
- * bind every global unicast address of the host (IPv4 only for 0.0.0.0).
- * An empty array when the listener is off. NULL on OOM. */
-static json_t *listen_addresses(struct api *a)
-{
-	uv_interface_address_t *ifs = NULL;
-	json_t *list = json_array();
-	char bound[128];
-	char ip[INET6_ADDRSTRLEN];
-	const char *colon;
-	bool v4_only;
-	int n = 0;
-	int i;
-
-	if (list == NULL || !https_listener_active(&a->https) ||
-	    https_listener_address(&a->https, bound, sizeof bound) != 0) {
-		return list;
-	}
-	colon = strrchr(bound, ':');
-	v4_only = strncmp(bound, "0.0.0.0:", 8) == 0;
-	if (colon == NULL || (!v4_only && strncmp(bound, "[::]:", 5) != 0)) {
-		if (json_array_append_new(list, json_string(bound)) != 0) {
-			json_decref(list);
-			return NULL;
-		}
-		return list;
-	}
-	if (uv_interface_addresses(&ifs, &n) != 0) {
-		return list;
-	}
-	for (i = 0; i < n; i++) {
-		const struct sockaddr *sa =
-		    (const struct sockaddr *)&ifs[i].address;
-		json_t *item;
-
-		if (!global_unicast(sa) ||
-		    (v4_only && sa->sa_family != AF_INET)) {
-			continue;
-		}
-		if (sa->sa_family == AF_INET) {
-			uv_ip4_name(&ifs[i].address.address4, ip, sizeof ip);
-			item = json_sprintf("%s%s", ip, colon);
-		} else {
-			uv_ip6_name(&ifs[i].address.address6, ip, sizeof ip);
-			item = json_sprintf("[%s]%s", ip, colon);
-		}
-		if (item == NULL || json_array_append_new(list, item) != 0) {
-			json_decref(list);
-			list = NULL;
-			break;
-		}
-	}
-	uv_free_interface_addresses(ifs, n);
-	return list;
-}
-
 /* c->in: {"hash", "name", "data", "expires_at", "metadata"}. */
 static int token_create_work(struct state_tx *tx, struct api_db_call *c)
 {
@@ -1473,7 +1391,7 @@ static void token_create(struct api_req *r, const struct post_req *p)
 		return;
 	}
 	/* The token names the addresses to reach us on: none, no token. */
-	addresses = listen_addresses(r->api);
+	addresses = api_listen_addresses(r->api);
 	if (addresses == NULL) {
 		api_reply_error(r, 500, "out of memory");
 		return;

@@ -85,12 +85,10 @@ static json_t *server_object(struct api *a, const char *project)
 	if (env == NULL) {
 		return NULL;
 	}
-	if (https_listener_active(&a->https)) {
-		char bound[128];
-		if (https_listener_address(&a->https, bound, sizeof bound) ==
-		    0) {
-			json_array_append_new(json_object_get(env, "addresses"),
-					      json_string(bound));
+	{
+		json_t *addrs = api_listen_addresses(a);
+		if (addrs != NULL) {
+			json_object_set_new(env, "addresses", addrs);
 		}
 	}
 	obj = json_pack(
