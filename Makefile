@@ -123,7 +123,6 @@ deps:
 	fi
 
 run: deps all
-	@mkdir -p .run
 	@echo "corral: starting a one-member corral in $(CURDIR)/.run"
 	@echo "From another shell:"
 	@echo "  CORRAL_DIR=$(CURDIR)/.run bin/corral info"
