@@ -213,6 +213,27 @@ static void api__authenticate(struct api *a,
 	snprintf(r->remote_addr, sizeof r->remote_addr, "%s:%u", host, port);
 }
 
+bool api_conn_subject(struct api *a,
+		      struct http_conn *conn,
+		      struct authz_subject *s)
+{
+	const char *fp;
+
+	memset(s, 0, sizeof *s);
+	if (http_conn_transport_data(conn) == NULL) {
+		s->unix_socket = true;
+		return true;
+	}
+	fp = tls_conn_fingerprint(conn);
+	if (fp == NULL || !api__trusted(a, fp, tls_conn_peer(conn))) {
+		return false;
+	}
+	s->identity =
+	    a->trust != NULL ? trust_cache_lookup(a->trust, fp) : NULL;
+	s->pki_admin = s->identity == NULL;
+	return true;
+}
+
 void api_subject(const struct api_req *r, struct authz_subject *s)
 {
 	memset(s, 0, sizeof *s);

@@ -125,6 +125,12 @@ struct authz_subject;
  * before any asynchronous step), or a PKI-trusted client. */
 void api_subject(const struct api_req *r, struct authz_subject *s);
 
+/* The authorization subject of whoever holds @conn now (trust store and
+ * PKI as of this moment). Returns false when it is no longer trusted. */
+bool api_conn_subject(struct api *a,
+		      struct http_conn *conn,
+		      struct authz_subject *s);
+
 /* Whether the caller of @r is a server admin. */
 bool api_caller_admin(const struct api_req *r);
 

@@ -71,6 +71,11 @@ static void db_done_cb(void *arg, int rv, const char *errmsg)
 	if (c->write && rv == 0) {
 		r->api->write_gen++;
 	}
+	/* A write that changed who may do what is in force before its
+	 * answer leaves, whatever replies. */
+	if (rv == 0 && c->trust_snapshot != NULL) {
+		api_trust_install(r->api, c->trust_snapshot, c->trust_gen);
+	}
 	if (c->reply != NULL) {
 		if (rv != 0 && errmsg != NULL && errmsg[0] != '\0') {
 			snprintf(c->errmsg, sizeof c->errmsg, "%s", errmsg);

@@ -30,6 +30,7 @@
 #include <corral/secret.h>
 
 #include "api.h"
+#include "authz.h"
 #include "operations.h"
 #include "trust.h"
 #include "validate.h"
@@ -369,13 +370,37 @@ out:
 	return rv;
 }
 
-/* Non-admin callers see only their own certificate. */
-static int restrict_to_caller(struct api_req *r, struct api_db_call *c)
+/* Whether the caller may see the whole trust store (server auditor+). */
+static bool caller_viewer(struct api_req *r)
 {
+	struct authz_subject subject;
+	struct authz_object store = { .type = AUTHZ_CERTIFICATE };
+
+	if (!r->trusted) {
+		return false;
+	}
+	api_subject(r, &subject);
+	return api_authorize(&subject, AUTHZ_SERVER_VIEW, &store) == 0;
+}
+
+/* Below server admin a caller acts on its own certificate only; it sees
+ * every certificate when it is a server viewer (then acting on another one
+ * is 403, not 404). Reads by a viewer are not restricted. */
+static int restrict_to_caller(struct api_req *r,
+			      struct api_db_call *c,
+			      bool write)
+{
+	bool viewer;
+
 	if (caller_admin(r)) {
 		return 0;
 	}
-	c->in = json_pack("{s:s}", "only", r->fingerprint);
+	viewer = caller_viewer(r);
+	if (viewer && !write) {
+		return 0;
+	}
+	c->in =
+	    json_pack("{s:s, s:b}", "only", r->fingerprint, "viewer", viewer);
 	return c->in != NULL ? 0 : -ENOMEM;
 }
 
@@ -397,7 +422,7 @@ static void list_certificates(struct api_req *r)
 		c->urls = true;
 		snprintf(c->url_prefix, sizeof c->url_prefix, CERT_URL);
 	}
-	if (restrict_to_caller(r, c) != 0) {
+	if (restrict_to_caller(r, c, false) != 0) {
 		free(c);
 		api_reply_error(r, 500, "out of memory");
 		return;
@@ -429,6 +454,11 @@ static int load_visible(struct state_tx *tx,
 					     *identity, "fingerprint"))) != 0) {
 		json_decref(*identity);
 		*identity = NULL;
+		if (json_is_true(json_object_get(c->in, "viewer"))) {
+			corral_errf(tx->errmsg, sizeof tx->errmsg,
+				    "not authorized");
+			return CORRAL_EFORBIDDEN;
+		}
 		corral_errf(tx->errmsg, sizeof tx->errmsg,
 			    "certificate not found");
 		return CORRAL_ENOTFOUND;
@@ -479,7 +509,7 @@ static void get_certificate(struct api_req *r)
 	if (c == NULL) {
 		return;
 	}
-	if (restrict_to_caller(r, c) != 0) {
+	if (restrict_to_caller(r, c, false) != 0) {
 		free(c);
 		api_reply_error(r, 500, "out of memory");
 		return;
@@ -668,8 +698,10 @@ static void update_certificate(struct api_req *r)
 	    (ci.pem != NULL &&
 	     json_object_set_new(c->in, "pem", json_string(ci.pem)) != 0) ||
 	    (!caller_admin(r) &&
-	     json_object_set_new(c->in, "only", json_string(r->fingerprint)) !=
-		 0)) {
+	     (json_object_set_new(c->in, "only", json_string(r->fingerprint)) !=
+		  0 ||
+	      json_object_set_new(c->in, "viewer",
+				  json_boolean(caller_viewer(r))) != 0))) {
 		cert_info_clear(&ci);
 		json_decref(c->in);
 		free(c);
@@ -729,7 +761,7 @@ static void delete_certificate(struct api_req *r)
 		return;
 	}
 	/* A restricted client may remove its own certificate only. */
-	if (restrict_to_caller(r, c) != 0) {
+	if (restrict_to_caller(r, c, true) != 0) {
 		free(c);
 		api_reply_error(r, 500, "out of memory");
 		return;
@@ -1279,6 +1311,46 @@ static void token_expire_cb(struct api_op *op, void *arg)
 /* c->in: {"hash", "name", "data", "expires_at", "metadata"}. */
 static int token_create_work(struct state_tx *tx, struct api_db_call *c)
 {
+	json_t *roles =
+	    json_object_get(json_object_get(c->in, "data"), "roles");
+	json_t *names = NULL;
+	json_t *b;
+	size_t i;
+	int rv;
+
+	/* A token for a project that does not exist would start granting
+	 * it the day someone creates that name: refuse it now, as an add
+	 * does. */
+	rv = state_trust_project_names(tx, &names);
+	if (rv != 0) {
+		return rv;
+	}
+	json_array_foreach(roles, i, b)
+	{
+		const char *project =
+		    json_string_value(json_object_get(b, "project"));
+		size_t j;
+		json_t *n;
+		bool found = false;
+
+		if (project == NULL) {
+			continue;
+		}
+		json_array_foreach(names, j, n)
+		{
+			if (strcmp(json_string_value(n), project) == 0) {
+				found = true;
+				break;
+			}
+		}
+		if (!found) {
+			json_decref(names);
+			corral_errf(tx->errmsg, sizeof tx->errmsg,
+				    "project \"%s\" not found", project);
+			return CORRAL_EINVALID;
+		}
+	}
+	json_decref(names);
 	return state_token_create(
 	    tx, "trust", json_string_value(json_object_get(c->in, "hash")),
 	    json_string_value(json_object_get(c->in, "name")),

@@ -19,22 +19,18 @@
 /* Whether the caller on @conn is a server admin: the Unix socket, or a
  * trusted TLS client with the (server, admin) binding. Looked up in the
  * trust cache at each call, so an edit or revocation counts at once. */
-static bool conn_admin(struct http_conn *conn, void *arg)
+static bool conn_admin(struct http_conn *conn, const char *project, void *arg)
 {
 	struct api *a = arg;
-	const struct trust_identity *id;
-	const char *fp;
+	struct authz_subject subject;
 
-	if (http_conn_transport_data(conn) == NULL) {
-		return true;
-	}
-	fp = tls_conn_fingerprint(conn);
-	if (fp == NULL || a->trust == NULL) {
+	if (!api_conn_subject(a, conn, &subject)) {
 		return false;
 	}
-	id = trust_cache_lookup(a->trust, fp);
-	return id != NULL && strcmp(id->type, "client") == 0 &&
-	       id->server_admin;
+	if (project == NULL || project[0] == '\0') {
+		return authz_is_server_admin(&subject);
+	}
+	return authz_can_view_project(&subject, project);
 }
 
 /* Server-level operations (no project: certificate add tokens, whose

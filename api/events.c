@@ -551,9 +551,12 @@ void events_broadcast(struct events *e,
 			continue;
 		}
 		/* Server-level events (token secrets among them) and logs
-		 * are for admins only. */
-		if ((project[0] == '\0' || bit == EVENTS_TYPE_LOGGING) &&
-		    l->admin != NULL && !l->admin(l->conn, l->admin_arg)) {
+		 * are for admins only; project events for whoever may see
+		 * the project (all-projects listeners included). */
+		if (l->admin != NULL &&
+		    !l->admin(l->conn,
+			      bit == EVENTS_TYPE_LOGGING ? "" : project,
+			      l->admin_arg)) {
 			continue;
 		}
 		if (msg == NULL) {

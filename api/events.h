@@ -96,14 +96,17 @@ int events_listen(struct events *e,
 		  unsigned *status,
 		  char *errmsg);
 
-/* Whether the caller on @conn is a server admin, asked each time a
- * server-level event (no project: token operations and other trust
- * changes) or a logging event is about to be sent to its listener. */
-typedef bool (*events_admin_cb)(struct http_conn *conn, void *arg);
+/* Whether the caller on @conn may receive an event of @project, asked for
+ * every event about to be sent to its listener, so a role or trust change
+ * applies to open streams at once. @project is "" for server-level events
+ * (token operations, trust changes) and for logging events: those are for
+ * server admins only. */
+typedef bool (*events_admin_cb)(struct http_conn *conn,
+				const char *project,
+				void *arg);
 
-/* Like events_listen(), for a caller whose admin rights @admin (may be
- * NULL: always admin) decides, with @admin_arg, at each server-level or
- * logging event: non-admins never receive them. */
+/* Like events_listen(), for a caller whose rights @admin (may be NULL:
+ * everything) decides, with @admin_arg, for each event. */
 int events_listen_as(struct events *e,
 		     struct http_conn *conn,
 		     struct http_request *req,

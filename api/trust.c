@@ -512,8 +512,11 @@ int trust_legacy_apply(const json_t *current,
 	}
 	new_restricted =
 	    restricted != NULL ? json_is_true(restricted) : cur_restricted;
+	/* projects with restricted false would silently mean admin (LXD
+	 * issue 13865): refused, except when an already unrestricted
+	 * certificate is sent back unchanged (lxc config trust edit). */
 	if (!new_restricted && want != NULL && json_array_size(want) > 0 &&
-	    !json_equal(want, cur_projects)) {
+	    (cur_restricted || !json_equal(want, cur_projects))) {
 		corral_errf(
 		    errmsg, CORRAL_ERRMSG_SIZE,
 		    "projects can only be set on a restricted certificate");

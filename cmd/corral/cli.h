@@ -18,7 +18,11 @@ struct cli {
 	char *socket_buf;        /* owned; backs socket_path from $CORRAL_DIR */
 	struct httpc_client client;
 	bool client_ready; /* client initialized (not necessarily connected) */
-	const char *project; /* --project (borrowed from argv), or NULL */
+	const char *project;   /* --project (borrowed from argv), or NULL */
+	struct cli_conf *conf; /* owned: client config (conf.h), loaded by
+				  cli_route(); NULL before */
+	char *remote;          /* owned: remote named by a REMOTE: prefix */
+	char errmsg[1024];     /* why cli_client() failed */
 };
 
 struct cli_verb;
@@ -43,10 +47,15 @@ struct cli_verb {
 /* Verbs, each defined in its cmd_*.c file. */
 extern const struct cli_verb cli_verb_config;
 extern const struct cli_verb cli_verb_info;
+extern const struct cli_verb cli_verb_monitor;
+extern const struct cli_verb cli_verb_operation;
 extern const struct cli_verb cli_verb_profile;
 extern const struct cli_verb cli_verb_project;
 extern const struct cli_verb cli_verb_query;
+extern const struct cli_verb cli_verb_remote;
 extern const struct cli_verb cli_verb_version;
+/* `corral config trust`, a sub-verb group of `corral config`. */
+extern const struct cli_verb cli_verb_config_trust;
 
 /* Fill @cli for the socket given with --socket (@socket_flag, borrowed,
  * may be NULL), else $CORRAL_DIR/unix.socket, else
@@ -57,8 +66,10 @@ int cli_init(struct cli *cli, const char *socket_flag);
 /* Close the connection and free what @cli owns. */
 void cli_close(struct cli *cli);
 
-/* The client of @cli in *@out (owned by @cli), initialized but not
- * necessarily connected; prints nothing. Returns 0 or -ENOMEM. */
+/* The client of @cli in *@out (owned by @cli), for the remote of the
+ * invocation (remote.h): initialized but not necessarily connected for
+ * the Unix socket, connected for a TLS remote. Prints nothing. Returns 0,
+ * or a negative code with the reason in cli->errmsg. */
 int cli_client(struct cli *cli, struct httpc_client **out);
 
 /* Connect to the daemon if not yet connected and return the client in

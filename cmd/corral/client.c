@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "remote.h"
 
 #define CLI_DEFAULT_DIR "/var/lib/corral"
 
@@ -38,6 +39,11 @@ void cli_close(struct cli *cli)
 	if (cli->client_ready) {
 		httpc_close(&cli->client);
 	}
+	if (cli->conf != NULL) {
+		cli_conf_close(cli->conf);
+		free(cli->conf);
+	}
+	free(cli->remote);
 	free(cli->socket_buf);
 	memset(cli, 0, sizeof *cli);
 }
@@ -47,7 +53,7 @@ int cli_client(struct cli *cli, struct httpc_client **out)
 	int rv;
 
 	if (!cli->client_ready) {
-		rv = httpc_init_unix(&cli->client, cli->socket_path);
+		rv = cli_remote_client(cli, &cli->client);
 		if (rv != 0) {
 			return rv;
 		}
@@ -64,7 +70,9 @@ int cli_connect(struct cli *cli, struct httpc_client **out)
 
 	rv = cli_client(cli, &c);
 	if (rv != 0) {
-		return cli_error("%s", corral_strerror(rv));
+		return cli_error("%s", cli->errmsg[0] != '\0'
+					   ? cli->errmsg
+					   : corral_strerror(rv));
 	}
 	rv = httpc_connect(c);
 	if (rv != 0) {

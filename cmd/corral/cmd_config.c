@@ -198,10 +198,7 @@ static const struct cli_verb verb_show = {
 };
 
 static const struct cli_verb *const config_verbs[] = {
-	&verb_get,
-	&verb_set,
-	&verb_show,
-	&verb_unset,
+	&verb_get, &verb_set, &verb_show, &cli_verb_config_trust, &verb_unset,
 };
 
 static int config_run(struct cli *cli,

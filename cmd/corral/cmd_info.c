@@ -66,7 +66,7 @@ static int info_run(struct cli *cli,
 
 const struct cli_verb cli_verb_info = {
 	.name = "info",
-	.args = "[--format yaml|json]",
+	.args = "[<remote>:] [--format yaml|json]",
 	.summary = "Show the server's information (GET /1.0)",
 	.flags = "      --format   Format (yaml|json) (default \"yaml\")\n",
 	.run = info_run,

@@ -304,7 +304,7 @@ out:
 
 const struct cli_verb cli_verb_query = {
 	.name = "query",
-	.args = "[-X METHOD] [-d DATA|-] [--wait] [--raw] PATH",
+	.args = "[-X METHOD] [-d DATA|-] [--wait] [--raw] [<remote>:]PATH",
 	.summary = "Send a raw query to the daemon",
 	.flags =
 	    "  -d, --data      Input data (\"-\" reads it from stdin)\n"

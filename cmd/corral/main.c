@@ -8,6 +8,7 @@
 #include <corral/version.h>
 
 #include "cli.h"
+#include "remote.h"
 
 static int help_run(struct cli *cli,
 		    const struct cli_verb *verb,
@@ -26,8 +27,9 @@ static const struct cli_verb verb_help = {
  * sub-verbs (config, project, profile, remote, cluster, operation) call
  * cli_dispatch() on a table of their own. */
 static const struct cli_verb *const verbs[] = {
-	&verb_help,        &cli_verb_config,  &cli_verb_info,
-	&cli_verb_profile, &cli_verb_project, &cli_verb_query,
+	&verb_help,        &cli_verb_config,    &cli_verb_info,
+	&cli_verb_monitor, &cli_verb_operation, &cli_verb_profile,
+	&cli_verb_project, &cli_verb_query,     &cli_verb_remote,
 	&cli_verb_version,
 };
 
@@ -50,6 +52,11 @@ static void usage(void)
 		printf("  %-11s %s\n", verbs[i]->name, verbs[i]->summary);
 	}
 	printf(
+	    "\n"
+	    "Remotes:\n"
+	    "  An argument \"REMOTE:...\" (\"corral info r:\", \"corral query\n"
+	    "  r:/1.0\") talks to the remote REMOTE instead of the default one\n"
+	    "  (see \"corral remote\").\n"
 	    "\n"
 	    "Global Flags:\n"
 	    "  -h, --help          Print help\n"
@@ -136,7 +143,12 @@ int main(int argc, char **argv)
 		return cli_error("%s", corral_strerror(-ENOMEM));
 	}
 	cli.project = project_flag;
-	rv = cli_dispatch(&cli, verbs, N_VERBS, "corral", argc - i, argv + i);
+	argc -= i;
+	argv += i;
+	rv = cli_route(&cli, &argc, argv);
+	if (rv == 0) {
+		rv = cli_dispatch(&cli, verbs, N_VERBS, "corral", argc, argv);
+	}
 	cli_close(&cli);
 	fflush(stdout);
 	if (ferror(stdout)) {

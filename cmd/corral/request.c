@@ -100,7 +100,9 @@ int cli_request(struct cli *cli,
 	memset(env, 0, sizeof *env);
 	rv = cli_client(cli, &c);
 	if (rv != 0) {
-		snprintf(errmsg, errmsg_size, "%s", corral_strerror(rv));
+		snprintf(
+		    errmsg, errmsg_size, "%s",
+		    cli->errmsg[0] != '\0' ? cli->errmsg : corral_strerror(rv));
 		return 1;
 	}
 	if (httpc_do(c, &req, &resp) != 0) {

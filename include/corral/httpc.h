@@ -196,4 +196,116 @@ int httpc_query(struct httpc_client *c,
 		size_t body_len,
 		struct httpc_envelope *env);
 
+/* ---- TLS transport (node/httpc_tls.c) ----
+ *
+ * An OpenSSL client with corral's policy: TLS 1.2 or later, ECDHE with an
+ * AEAD cipher for TLS 1.2 (the server's list), groups P-384, P-256 and
+ * X25519. Connecting and the handshake are bounded by a timeout; reads use
+ * c->timeout_ms. */
+
+/* How a TLS client presents itself and decides to trust the server. At
+ * least one of @pin, @ca_file and @fetch must be given. Every string is
+ * borrowed for the duration of httpc_init_tls(). */
+struct httpc_tls_config {
+	const char *crt_file;   /* client certificate (PEM), or NULL for none */
+	const char *key_file;   /* its private key (PEM); NULL: in crt_file */
+	const char *pin;        /* the server's fingerprint (64 lowercase hex
+				   digits), compared in constant time, or NULL */
+	const char *ca_file;    /* PEM CA file the server certificate must chain
+				   to (with its host checked), or NULL */
+	bool fetch;             /* accept any server certificate, so that the
+				   caller can show it (httpc_tls_peer_pem()) */
+	int connect_timeout_ms; /* TCP connect + handshake; <= 0: 10 s */
+};
+
+/* Initialize @c to talk HTTPS to @host (a name or an IP literal, without
+ * brackets) on @port. A handshake whose server certificate does not match
+ * @cfg->pin, or (with a CA file and no pin) does not verify, fails with
+ * CORRAL_ETLS and a message naming both fingerprints or the reason, and
+ * httpc_tls_pin_mismatch() then returns true. Nothing is connected until
+ * the first request or httpc_connect(). Returns 0, -EINVAL (bad @cfg),
+ * -ENOMEM or CORRAL_ETLS (the client certificate, key or CA file cannot be
+ * loaded), with a message in @errmsg (CORRAL_ERRMSG_SIZE bytes). */
+int httpc_init_tls(struct httpc_client *c,
+		   const char *host,
+		   const char *port,
+		   const struct httpc_tls_config *cfg,
+		   char *errmsg);
+
+/* The PEM text of the server certificate seen by the last handshake of the
+ * TLS client @c (owned by @c), or NULL (no handshake yet, another
+ * transport). */
+const char *httpc_tls_peer_pem(const struct httpc_client *c);
+
+/* The fingerprint of that certificate (owned by @c), or NULL. */
+const char *httpc_tls_peer_fingerprint(const struct httpc_client *c);
+
+/* Whether that certificate chained to the configured CA file. */
+bool httpc_tls_peer_verified(const struct httpc_client *c);
+
+/* Whether the last handshake failed because the server certificate is not
+ * the pinned one. */
+bool httpc_tls_pin_mismatch(const struct httpc_client *c);
+
+/* ---- Websocket client (node/httpc_ws.c, RFC 6455) ---- */
+
+/* Bound on one received message. */
+#define HTTPC_WS_MAX_MESSAGE (16u * 1024u * 1024u)
+
+/* Size of a Sec-WebSocket-Accept value with its NUL. */
+#define HTTPC_WS_ACCEPT_SIZE 32
+
+/* A websocket on the connection of an httpc client. */
+struct httpc_ws {
+	struct httpc_client *c; /* borrowed; its connection carries frames */
+	unsigned char *msg;     /* owned, the message being read */
+	size_t msg_len;
+	size_t msg_cap;
+};
+
+/* Upgrade the connection of @c (borrowed; it must outlive @ws) with
+ * GET @path to a websocket and check the server's Sec-WebSocket-Accept.
+ * A refusal gives CORRAL_EFORBIDDEN (403) or CORRAL_EPROTO with the
+ * server's error text in c->errmsg; transport failures the codes of
+ * httpc_do(). Returns 0 when @ws is ready. */
+int httpc_ws_open(struct httpc_ws *ws,
+		  struct httpc_client *c,
+		  const char *path);
+
+/* Read the next text or binary message, waiting at most @timeout_ms per
+ * read (negative: forever). Pings are answered with pongs on the way.
+ * *@out (owned by @ws, NUL-terminated, valid until the next call) and
+ * *@len receive the message. Returns 0; -ECONNRESET when the server closed
+ * the websocket or the connection; CORRAL_EPROTO, -EMSGSIZE, -ETIMEDOUT or
+ * another negative code, with c->errmsg set. */
+int httpc_ws_read(struct httpc_ws *ws,
+		  const char **out,
+		  size_t *len,
+		  int timeout_ms);
+
+/* Send one frame with @opcode (1 text, 2 binary, 8 close, 9 ping, 10 pong)
+ * carrying the @len bytes at @data, masked with a random key as clients
+ * must. Returns 0 or a negative code. */
+int httpc_ws_send(struct httpc_ws *ws,
+		  int opcode,
+		  const void *data,
+		  size_t len);
+
+/* Send a close frame (best effort) and free what @ws owns. The connection
+ * itself belongs to the httpc client. */
+void httpc_ws_close(struct httpc_ws *ws);
+
+/* Encode one masked client frame of @opcode with the @len bytes at @data
+ * and the key @mask into @out, which must hold @len + 14 bytes. Returns the
+ * frame's length. */
+size_t httpc_ws_frame(int opcode,
+		      const void *data,
+		      size_t len,
+		      const unsigned char mask[4],
+		      unsigned char *out);
+
+/* The Sec-WebSocket-Accept value for the Sec-WebSocket-Key @key ("" if
+ * OpenSSL fails). */
+void httpc_ws_accept_key(const char *key, char out[HTTPC_WS_ACCEPT_SIZE]);
+
 #endif /* CORRAL_HTTPC_H */
