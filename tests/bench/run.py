@@ -624,11 +624,21 @@ def bench_start_to_ready(ctx):
     )
 
 
+def rss_split(pid):
+    """Return (RssAnon, RssFile) of pid in KiB: private memory, and pages of
+    mapped files (shared library code, shared with other processes)."""
+    st = proc_status(pid)
+    return int(st["RssAnon"].split()[0]), int(st["RssFile"].split()[0])
+
+
 def bench_idle_rss(ctx):
     d = ctx.shared_daemon()
     rss, hwm = rss_kib(d.proc.pid)
+    anon, files = rss_split(d.proc.pid)
     ctx.row("idle RSS", mib(rss),
-            f"VmRSS {IDLE_SETTLE:.0f} s after ready; peak (VmHWM) {mib(hwm)}")
+            f"VmRSS {IDLE_SETTLE:.0f} s after ready: {mib(anon)} private "
+            f"(RssAnon), {mib(files)} mapped library files (RssFile); "
+            f"peak (VmHWM) {mib(hwm)}")
 
 
 def bench_get_server_1(ctx):
@@ -648,8 +658,10 @@ def bench_get_server_8(ctx):
 def bench_rss_after_load(ctx):
     d = ctx.shared_daemon()
     rss, hwm = rss_kib(d.proc.pid)
+    anon, _ = rss_split(d.proc.pid)
     ctx.row("RSS after load", mib(rss),
-            f"VmRSS after the GET /1.0 runs; peak (VmHWM) {mib(hwm)}")
+            f"VmRSS after the GET /1.0 runs ({mib(anon)} private); "
+            f"peak (VmHWM) {mib(hwm)}")
 
 
 def bench_profile_creates(ctx):
