@@ -56,6 +56,10 @@ extern const struct cli_verb cli_verb_remote;
 extern const struct cli_verb cli_verb_version;
 /* `corral config trust`, a sub-verb group of `corral config`. */
 extern const struct cli_verb cli_verb_config_trust;
+/* Its role verbs (cmd_roles.c): roles, grant, revoke-role. */
+extern const struct cli_verb cli_verb_config_trust_grant;
+extern const struct cli_verb cli_verb_config_trust_revoke_role;
+extern const struct cli_verb cli_verb_config_trust_roles;
 
 /* Fill @cli for the socket given with --socket (@socket_flag, borrowed,
  * may be NULL), else $CORRAL_DIR/unix.socket, else

@@ -1,5 +1,5 @@
 /* corral config trust list|add|show|edit|remove|list-tokens|revoke-token,
- * like `lxc config trust`. */
+ * like `lxc config trust`; roles|grant|revoke-role are in cmd_roles.c. */
 
 #include <errno.h>
 #include <libgen.h>
@@ -747,8 +747,16 @@ static const struct cli_verb verb_show = {
 };
 
 static const struct cli_verb *const trust_verbs[] = {
-	&verb_add,    &verb_edit,         &verb_list, &verb_list_tokens,
-	&verb_remove, &verb_revoke_token, &verb_show,
+	&verb_add,
+	&verb_edit,
+	&cli_verb_config_trust_grant,
+	&verb_list,
+	&verb_list_tokens,
+	&verb_remove,
+	&cli_verb_config_trust_revoke_role,
+	&verb_revoke_token,
+	&cli_verb_config_trust_roles,
+	&verb_show,
 };
 
 static int trust_run(struct cli *cli,
