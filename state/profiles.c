@@ -559,12 +559,12 @@ int state_profile_create(struct state_tx *tx,
 			 const char *project,
 			 json_t *profile)
 {
+	struct dqlite_param params[3];
 	const char *name;
 	json_t *config;
 	json_t *devices;
-	int64_t project_id;
+	int64_t changes = 0;
 	int64_t id;
-	bool found;
 	int rv;
 
 	name = json_string_value(json_object_get(profile, "name"));
@@ -585,25 +585,34 @@ int state_profile_create(struct state_tx *tx,
 		return rv;
 	}
 
-	rv = state__project_id(tx, project, &project_id);
-	if (rv != 0) {
-		return rv;
-	}
-	rv = profile_id(tx, project_id, name, &id, &found);
-	if (rv != 0) {
-		goto err;
-	}
-	if (found) {
+	/* One statement finds the project and inserts the profile; the
+	 * UNIQUE constraint reports a taken name. A create is a write
+	 * transaction whose cost is mostly round trips and the commit, so
+	 * every statement saved counts. */
+	params[0] = state__text(name);
+	params[1] = state__text(
+	    json_string_value(json_object_get(profile, "description")) != NULL
+		? json_string_value(json_object_get(profile, "description"))
+		: "");
+	params[2] = state__text(project);
+	rv =
+	    state_tx_exec(tx,
+			  "INSERT INTO profiles (project_id, name, description)"
+			  " SELECT id, ?, ? FROM projects WHERE name = ?",
+			  params, 3, &id, &changes);
+	if (rv != 0 && strstr(tx->errmsg, "UNIQUE constraint failed") != NULL) {
 		corral_errf(tx->errmsg, sizeof tx->errmsg,
 			    "profile %s already exists in project %s", name,
 			    project);
 		return CORRAL_EEXIST;
 	}
-	rv = state__profile_insert(
-	    tx, project_id, name,
-	    json_string_value(json_object_get(profile, "description")), &id);
 	if (rv != 0) {
 		goto err;
+	}
+	if (changes == 0) {
+		corral_errf(tx->errmsg, sizeof tx->errmsg,
+			    "project %s not found", project);
+		return CORRAL_ENOTFOUND;
 	}
 	rv = contents_store(tx, id, config, devices);
 	if (rv != 0) {
