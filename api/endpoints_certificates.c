@@ -30,6 +30,7 @@
 #include <corral/secret.h>
 
 #include "api.h"
+#include "events.h"
 #include "authz.h"
 #include "operations.h"
 #include "trust.h"
@@ -1038,8 +1039,25 @@ static void reply_refused(struct api_req *r, const char *what)
 		trust_limiter_fail(trust_cache_limiter(cache), r->remote_addr,
 				   uv_now(r->api->loop));
 	}
-	log_warn("msg=\"certificate add refused\" reason=\"%s\" remote=%s",
-		 what, r->remote_addr);
+	log_warn(
+	    "msg=\"certificate add refused\" reason=\"%s\" remote=%s "
+	    "fingerprint=%s",
+	    what, r->remote_addr,
+	    r->fingerprint[0] != '\0' ? r->fingerprint : "-");
+	/* An audit trail for failed password and token attempts (never the
+	 * secret itself). */
+	{
+		json_t *meta = json_pack(
+		    "{s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "action",
+		    "certificate-add-refused", "source", "/1.0/certificates",
+		    "reason", what, "requestor", "username", r->fingerprint,
+		    "protocol", r->tls ? "tls" : "unix", "address",
+		    r->remote_addr);
+		if (meta != NULL) {
+			events_send(r->api, "lifecycle", "", meta);
+			json_decref(meta);
+		}
+	}
 	api_reply_error(r, 403, "not authorized");
 }
 
