@@ -137,6 +137,7 @@ unit-asan:
 
 integration: all
 	$(PYTHON) -m pytest -q -ra tests/integration
+	$(PYTHON) -m pytest -q -ra tests/cluster
 
 test: deps
 	$(MAKE) WERROR=1 all

@@ -9,6 +9,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <corral/cert.h>
+#include <corral/cluster.h>
 #include <corral/log.h>
 
 #include "api.h"
@@ -98,6 +100,7 @@ void api_trust_install(struct api *a, json_t *identities, int64_t generation)
 			  msg[0] != '\0' ? msg : corral_strerror(rv));
 		return;
 	}
+	api_cluster_trust_installed(a, identities);
 	http_server_foreach(&a->http, close_revoked_cb, a);
 }
 
@@ -112,6 +115,7 @@ static const struct {
 	{ api_routes_roles, &api_n_routes_roles },
 	{ api_routes_operations, &api_n_routes_operations },
 	{ api_routes_certificates, &api_n_routes_certificates },
+	{ api_routes_cluster, &api_n_routes_cluster },
 };
 
 unsigned api_route_table_count(void)
@@ -307,6 +311,9 @@ static bool api__authorized(struct api_req *r)
 	if (rule.kind == POLICY_PUBLIC) {
 		return true;
 	}
+	if (rule.kind == POLICY_MEMBER || rule.kind == POLICY_JOIN) {
+		return api_cluster_authorize(r, rule.kind == POLICY_JOIN);
+	}
 	if (!r->trusted) {
 		api__denied(r, 403);
 		api_reply_error(r, 403, "not authorized");
@@ -454,6 +461,20 @@ int api_create(uv_loop_t *loop,
 	snprintf(a->fingerprint, sizeof a->fingerprint, "%s",
 		 cfg->cert_fingerprint);
 	a->state = cfg->state;
+	a->cluster = cfg->cluster;
+	snprintf(a->member_name, sizeof a->member_name, "none");
+	/* A member presents the cluster certificate. */
+	if (a->cluster != NULL && cluster_enabled(a->cluster)) {
+		char *pem = NULL;
+
+		if (cert_read_file(cluster_listener_crt(a->cluster), &pem,
+				   NULL) == 0) {
+			free(a->cert_pem);
+			a->cert_pem = pem;
+			snprintf(a->fingerprint, sizeof a->fingerprint, "%s",
+				 cluster_fingerprint(a->cluster));
+		}
+	}
 	a->socket_gid = cfg->socket_gid;
 	a->have_gid = cfg->have_gid;
 	a->started_ns = uv_hrtime();
@@ -610,6 +631,7 @@ static void state_ready_config_cb(struct api *a, int rv)
 	if (addr != NULL && addr[0] != '\0') {
 		api_https_set(a, addr, ready_https_cb, NULL);
 	}
+	api_cluster_ready(a);
 	api_set_ready(a, true, NULL);
 	log_info("msg=\"ready\" ms=%llu",
 		 (unsigned long long)((uv_hrtime() - a->started_ns) / 1000000));
@@ -736,8 +758,18 @@ static void https_set_stopped_cb(struct https_listener *l)
 
 	l->data2 = NULL;
 	if (set->address[0] != '\0' && a->tls_ctx == NULL) {
-		snprintf(crt, sizeof crt, "%s/server.crt", a->state_dir);
-		snprintf(key, sizeof key, "%s/server.key", a->state_dir);
+		/* Members present the cluster certificate. */
+		if (a->cluster != NULL) {
+			snprintf(crt, sizeof crt, "%s",
+				 cluster_listener_crt(a->cluster));
+			snprintf(key, sizeof key, "%s",
+				 cluster_listener_key(a->cluster));
+		} else {
+			snprintf(crt, sizeof crt, "%s/server.crt",
+				 a->state_dir);
+			snprintf(key, sizeof key, "%s/server.key",
+				 a->state_dir);
+		}
 		rv = tls_server_ctx_create(crt, key, &a->tls_ctx, errmsg);
 	}
 	if (rv == 0 && set->address[0] != '\0') {

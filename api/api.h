@@ -59,7 +59,17 @@ struct api {
 	char not_ready_reason[CORRAL_ERRMSG_SIZE];
 	uint64_t started_ns;
 
-	struct state *state; /* borrowed */
+	struct state *state;     /* borrowed */
+	struct cluster *cluster; /* borrowed, may be NULL */
+	/* This member's name ("none" when standalone); loaded when the
+	 * database is ready and after enable or join (endpoints_cluster.c). */
+	char member_name[64];
+	/* Requests waiting for a trust store reload before their member
+	 * check (endpoints_cluster.c). Owned list. */
+	struct api_member_wait *member_waits;
+	bool member_reloading;
+	/* The enable or join in progress (endpoints_cluster.c), or NULL. */
+	void *cluster_pending;
 
 	/* Bumped by every successful database write made through this API:
 	 * list caches keyed by it never serve what a write changed. */
@@ -269,6 +279,27 @@ extern const struct api_route api_routes_roles[];
 extern const unsigned api_n_routes_roles;
 extern const struct api_route api_routes_certificates[];
 extern const unsigned api_n_routes_certificates;
+extern const struct api_route api_routes_cluster[];
+extern const unsigned api_n_routes_cluster;
+
+/* Clustering hooks of api.c (endpoints_cluster.c). */
+
+/* Whether this daemon is a cluster member. */
+bool api_clustered(const struct api *a);
+
+/* Decide a route of rule kind POLICY_MEMBER (@join false: only members,
+ * by their server certificate) or POLICY_JOIN (@join true: any TLS client
+ * presenting a certificate; the handler checks its join secret). Returns
+ * true to go on; otherwise the request is answered (403) or parked until
+ * the trust store is reloaded, then dispatched or refused. */
+bool api_cluster_authorize(struct api_req *r, bool join);
+
+/* After a trust store install: keep cluster.members in step with the
+ * `server` identities of @identities (borrowed). */
+void api_cluster_trust_installed(struct api *a, json_t *identities);
+
+/* Once the database is ready: load this member's name. */
+void api_cluster_ready(struct api *a);
 
 /* Completion of api_https_set(): @rv 0, or a negative code with @errmsg. */
 typedef void (*api_https_cb)(struct api *a,

@@ -214,7 +214,9 @@ const char *api_list_cache_get(struct api *a,
 	char key[192];
 	unsigned i;
 
-	if (a->lists == NULL) {
+	/* Other members write too, and write_gen counts only this member's
+	 * writes: no list cache in a cluster until generations propagate. */
+	if (a->lists == NULL || api_clustered(a)) {
 		return NULL;
 	}
 	list_key(key, sizeof key, route, project, urls);

@@ -46,8 +46,17 @@ static json_t *api_extensions(void)
 		/* `description` on operations. */
 		"operation_description",
 		/* `location` and `project` on events. */
-		"event_location", "event_project",
+		"event_location",
+		"event_project",
 		"corral_roles", /* roles on certificates, /roles */
+		/* /1.0/cluster and /1.0/cluster/members (enable, list, show,
+		 * remove). */
+		"clustering",
+		/* POST /1.0/cluster/members: a join token operation. */
+		"clustering_join_token",
+		/* PUT /1.0/cluster with cluster_address and a token secret:
+		 * the daemon joins. */
+		"clustering_join",
 	};
 	json_t *list = json_array();
 	size_t i;
@@ -80,10 +89,14 @@ static json_t *server_object(struct api *a, const char *project)
 	    CORRAL_VERSION, "server_pid", (int)getpid(), "kernel", uts.sysname,
 	    "kernel_version", uts.release, "kernel_architecture", uts.machine,
 	    "architectures", uts.machine, "certificate", a->cert_pem,
-	    "certificate_fingerprint", a->fingerprint, "server_clustered", 0,
-	    "project", project, "addresses");
+	    "certificate_fingerprint", a->fingerprint, "server_clustered",
+	    api_clustered(a), "project", project, "addresses");
 	if (env == NULL) {
 		return NULL;
+	}
+	if (api_clustered(a)) {
+		json_object_set_new(env, "server_name",
+				    json_string(a->member_name));
 	}
 	{
 		json_t *addrs = api_listen_addresses(a);
@@ -191,9 +204,6 @@ static void get_1_0(struct api_req *r)
 /* ------------------------------------------------------------------------ */
 /* Server config                                                              */
 
-/* Local member id of a standalone daemon. */
-#define LOCAL_NODE_ID 1
-
 /* The config as shown to clients: both maps merged, the password hidden. */
 static json_t *config_view(json_t *cluster, json_t *local)
 {
@@ -207,7 +217,12 @@ static json_t *config_view(json_t *cluster, json_t *local)
 	return view;
 }
 
-static int config_load(struct state_tx *tx, json_t **cluster, json_t **local)
+/* The member-local keys are this member's: its raft id is its row in
+ * `nodes` (1 for a standalone daemon). */
+static int config_load(struct state_tx *tx,
+		       struct api *a,
+		       json_t **cluster,
+		       json_t **local)
 {
 	int rv;
 
@@ -215,7 +230,7 @@ static int config_load(struct state_tx *tx, json_t **cluster, json_t **local)
 	if (rv != 0) {
 		return rv;
 	}
-	rv = state_node_config_get(tx, LOCAL_NODE_ID, local);
+	rv = state_node_config_get(tx, (int64_t)state_node_id(a->state), local);
 	if (rv != 0) {
 		json_decref(*cluster);
 		*cluster = NULL;
@@ -268,7 +283,7 @@ static int config_update_work(struct state_tx *tx,
 	json_t *wrap;
 	int rv;
 
-	rv = config_load(tx, &cluster, &local);
+	rv = config_load(tx, c->r->api, &cluster, &local);
 	if (rv != 0) {
 		return rv;
 	}
@@ -321,7 +336,8 @@ static int config_update_work(struct state_tx *tx,
 		rv = state_config_replace(tx, new_cluster);
 	}
 	if (rv == 0) {
-		rv = state_node_config_replace(tx, LOCAL_NODE_ID, new_local);
+		rv = state_node_config_replace(
+		    tx, (int64_t)state_node_id(c->r->api->state), new_local);
 	}
 	if (rv == 0) {
 		c->out = config_view(new_cluster, new_local);
@@ -486,7 +502,7 @@ static int reload_work(struct state_tx *tx, void *arg)
 	json_t *local;
 	int rv;
 
-	rv = config_load(tx, &cluster, &local);
+	rv = config_load(tx, ctx->a, &cluster, &local);
 	if (rv != 0) {
 		return rv;
 	}

@@ -14,6 +14,14 @@
 	{                                            \
 		.kind = POLICY_ACTION, .action = (a) \
 	}
+#define MEMBER                        \
+	{                             \
+		.kind = POLICY_MEMBER \
+	}
+#define JOIN                        \
+	{                           \
+		.kind = POLICY_JOIN \
+	}
 #define NONE                         \
 	{                            \
 		.kind = POLICY_UNSET \
@@ -90,6 +98,33 @@ static const struct policy_route policy[] = {
 	  AUTHZ_EVENTS,
 	  POLICY_PROJECT_QUERY,
 	  { ACT(AUTHZ_VIEW), NONE, NONE, NONE, NONE } },
+
+	/* Clustering: server admins form and change the cluster; members
+	 * reach each other's dqlite node, and a joiner holding a join
+	 * secret asks to be accepted. */
+	{ "/1.0/cluster",
+	  AUTHZ_SERVER,
+	  POLICY_PROJECT_NONE,
+	  { ACT(AUTHZ_SERVER_VIEW), ACT(AUTHZ_SERVER_ADMIN), NONE, NONE,
+	    NONE } },
+	{ "/1.0/cluster/members",
+	  AUTHZ_SERVER,
+	  POLICY_PROJECT_NONE,
+	  { ACT(AUTHZ_SERVER_VIEW), NONE, ACT(AUTHZ_SERVER_ADMIN), NONE,
+	    NONE } },
+	{ "/1.0/cluster/members/{name}",
+	  AUTHZ_SERVER,
+	  POLICY_PROJECT_NONE,
+	  { ACT(AUTHZ_SERVER_VIEW), NONE, NONE, NONE,
+	    ACT(AUTHZ_SERVER_ADMIN) } },
+	{ "/internal/raft",
+	  AUTHZ_SERVER,
+	  POLICY_PROJECT_NONE,
+	  { NONE, NONE, MEMBER, NONE, NONE } },
+	{ "/internal/cluster/accept",
+	  AUTHZ_SERVER,
+	  POLICY_PROJECT_NONE,
+	  { NONE, NONE, JOIN, NONE, NONE } },
 };
 
 static int method_index(enum http_method method)

@@ -20,6 +20,12 @@ enum policy_rule_kind {
 	POLICY_PUBLIC,    /* untrusted callers too */
 	POLICY_TRUSTED,   /* any trusted caller; the handler narrows */
 	POLICY_ACTION,    /* api_authorize(action, object) */
+	/* Other cluster members only: a TLS client whose certificate is a
+	 * `server` identity in the trust store. */
+	POLICY_MEMBER,
+	/* A TLS client presenting a certificate, not yet trusted: a member
+	 * joining with a one-time join secret, which the handler redeems. */
+	POLICY_JOIN,
 };
 
 /* Where the object's project comes from. */

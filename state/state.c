@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,9 @@
 /* How long start-up waits for the node to elect itself leader. */
 #define STATE_LEADER_WAIT_MS 30000
 
+/* How long opening a pooled connection waits for a leader to be known. */
+#define STATE_POOL_LEADER_WAIT_MS 5000
+
 struct pool_conn {
 	struct dqlite_client client;
 	uint32_t db;
@@ -44,7 +48,10 @@ struct state {
 	char *dir;       /* owned */
 	char db_dir[4096];
 	char bind_addr[64];
+	char address[256]; /* raft address: bind_addr, or a member address */
 	uint64_t node_id;
+	state_connect_fn connect; /* the member channel, or NULL */
+	void *connect_arg;        /* borrowed */
 	unsigned latency_ms;
 	dqlite_node *node; /* owned */
 	bool ready;
@@ -62,6 +69,11 @@ struct state {
 	void *ready_arg;
 	int start_rv;
 	char start_errmsg[CORRAL_ERRMSG_SIZE];
+
+	/* Re-addressing or re-joining (state_reconfigure()). */
+	uint64_t new_id;
+	char new_address[256];
+	bool new_fresh;
 
 	/* Shut-down. */
 	uv_work_t stop_req;
@@ -132,9 +144,17 @@ static int dq_query(void *impl,
 	return rv;
 }
 
+static void *dq_client(void *impl)
+{
+	struct pool_conn *pc = impl;
+
+	return &pc->client;
+}
+
 static const struct state_tx_ops dq_tx_ops = {
 	.exec = dq_exec,
 	.query = dq_query,
+	.client = dq_client,
 };
 
 /* ------------------------------------------------------------------------ */
@@ -148,22 +168,155 @@ static void pool_conn_close(struct pool_conn *pc)
 	}
 }
 
-/* Open @pc to the local node (worker thread). */
-static int pool_conn_open(struct state *s, struct pool_conn *pc, char *errmsg)
+/* Connect @c to the node at raft address @address: the local node through
+ * its abstract socket, another member's through the member channel. */
+static int node_connect(struct state *s,
+			const char *address,
+			struct dqlite_client *c,
+			char *errmsg)
 {
 	int fd;
 	int rv;
 
-	rv = dqlite_client_connect_unix(s->bind_addr, &fd);
+	if (address[0] == '@' || strcmp(address, s->address) == 0) {
+		rv = dqlite_client_connect_unix(s->bind_addr, &fd);
+	} else if (s->connect != NULL) {
+		rv = s->connect(s->connect_arg, address, &fd);
+	} else {
+		rv = -ENOTSUP;
+	}
 	if (rv != 0) {
 		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
-			    "connect to dqlite node: %s", corral_strerror(rv));
+			    "connect to dqlite node %s: %s", address,
+			    corral_strerror(rv));
 		return rv;
 	}
-	rv = dqlite_client_init(&pc->client, fd);
+	rv = dqlite_client_init(c, fd);
 	if (rv != 0) {
+		close(fd);
 		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "dqlite handshake: %s",
 			    corral_strerror(rv));
+		return rv;
+	}
+	return 0;
+}
+
+/* Ask which node leads into *@id (0: none known) and *@address (free it
+ * with dqlite_proto_free()). dqlite answers LEADER only on voters, so when
+ * the local node does not know and @ask_voters is set, the voters of its
+ * raft configuration are asked in turn, through the member channel. */
+static int leader_find(struct state *s,
+		       struct dqlite_client *local,
+		       bool ask_voters,
+		       uint64_t *id,
+		       char **address,
+		       char *errmsg)
+{
+	struct dqlite_proto_nodes nodes = { 0 };
+	char ignored[CORRAL_ERRMSG_SIZE];
+	size_t i;
+	int rv;
+
+	rv = dqlite_client_leader(local, id, address);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "ask for leader: %s",
+			    local->errmsg);
+		return rv;
+	}
+	if (*id != 0 || !ask_voters || s->connect == NULL) {
+		return 0;
+	}
+	rv = dqlite_client_cluster(local, &nodes);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "list raft nodes: %s",
+			    local->errmsg);
+		return rv;
+	}
+	for (i = 0; i < nodes.n && *id == 0; i++) {
+		struct dqlite_client peer;
+		uint64_t peer_id = 0;
+		char *peer_address = NULL;
+
+		if (nodes.nodes[i].role != DQLITE_PROTO_ROLE_VOTER ||
+		    nodes.nodes[i].id == s->node_id ||
+		    node_connect(s, nodes.nodes[i].address, &peer, ignored) !=
+			0) {
+			continue;
+		}
+		dqlite_client_set_timeout(&peer, 2000);
+		if (dqlite_client_leader(&peer, &peer_id, &peer_address) == 0 &&
+		    peer_id != 0) {
+			dqlite_proto_free(*address);
+			*id = peer_id;
+			*address = peer_address;
+		} else {
+			dqlite_proto_free(peer_address);
+		}
+		dqlite_client_close(&peer);
+	}
+	dqlite_proto_nodes_close(&nodes);
+	return 0;
+}
+
+/* Connect @c to the leader: ask the local node which node leads (waiting a
+ * little while none is known, as during an election) and reconnect there
+ * when it is another member. SQL sent to a follower fails with "not
+ * leader", so every pooled connection goes to the leader. */
+static int leader_connect(struct state *s,
+			  struct dqlite_client *c,
+			  char *errmsg)
+{
+	char *address = NULL;
+	uint64_t id = 0;
+	int waited;
+	int rv;
+
+	rv = node_connect(s, s->bind_addr, c, errmsg);
+	if (rv != 0) {
+		return rv;
+	}
+	for (waited = 0; !s->stopping; waited += 50) {
+		rv = leader_find(s, c, true, &id, &address, errmsg);
+		if (rv != 0) {
+			dqlite_client_close(c);
+			return rv;
+		}
+		if (id != 0 || waited >= STATE_POOL_LEADER_WAIT_MS) {
+			break;
+		}
+		dqlite_proto_free(address);
+		address = NULL;
+		usleep(50000);
+	}
+	if (id == 0) {
+		dqlite_proto_free(address);
+		dqlite_client_close(c);
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "no leader known after %d ms",
+			    STATE_POOL_LEADER_WAIT_MS);
+		return CORRAL_ENOLEADER;
+	}
+	if (id == s->node_id || address[0] == '@') {
+		dqlite_proto_free(address);
+		return 0;
+	}
+	dqlite_client_close(c);
+	rv = node_connect(s, address, c, errmsg);
+	if (rv != 0) {
+		corral_errwrapf(errmsg, CORRAL_ERRMSG_SIZE, "leader %llu",
+				(unsigned long long)id);
+	}
+	dqlite_proto_free(address);
+	return rv;
+}
+
+/* Open @pc to the leader (worker thread). */
+static int pool_conn_open(struct state *s, struct pool_conn *pc, char *errmsg)
+{
+	int rv;
+
+	rv = leader_connect(s, &pc->client, errmsg);
+	if (rv != 0) {
 		return rv;
 	}
 	pc->open = true;
@@ -267,7 +420,8 @@ done:
 	if (write) {
 		pthread_mutex_unlock(&s->write_mu);
 	}
-	if (pc->client.broken) {
+	/* Leadership moved: the next use reconnects to the new leader. */
+	if (pc->client.broken || rv == CORRAL_ENOTLEADER) {
 		pool_conn_close(pc);
 	}
 	pool_release(s, pc);
@@ -282,14 +436,42 @@ done:
 /* ------------------------------------------------------------------------ */
 /* Node                                                                       */
 
+/* Write DIR/database/info: the node id and raft address of @s. */
+static int info_write(struct state *s, char *errmsg)
+{
+	char path[4200];
+	FILE *f;
+	int rv;
+
+	snprintf(path, sizeof path, "%s/info", s->db_dir);
+	f = fopen(path, "w");
+	if (f == NULL) {
+		rv = -errno;
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "create %s: %s", path,
+			    strerror(errno));
+		return rv;
+	}
+	fprintf(f, "id: %llu\naddress: %s\n", (unsigned long long)s->node_id,
+		s->address);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		rv = -errno;
+		fclose(f);
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "write %s: %s", path,
+			    strerror(errno));
+		return rv;
+	}
+	fclose(f);
+	return 0;
+}
+
 /* Read or create DIR/database/info: the node id and raft address. */
 static int node_info(struct state *s, bool *fresh, char *errmsg)
 {
 	char path[4200];
-	char buf[256];
+	char buf[512];
 	FILE *f;
 	unsigned long long id = 0;
-	char addr[64] = "";
+	char addr[256] = "";
 
 	snprintf(path, sizeof path, "%s/info", s->db_dir);
 	f = fopen(path, "r");
@@ -298,7 +480,7 @@ static int node_info(struct state *s, bool *fresh, char *errmsg)
 			if (sscanf(buf, "id: %llu", &id) == 1) {
 				continue;
 			}
-			sscanf(buf, "address: %63s", addr);
+			sscanf(buf, "address: %255s", addr);
 		}
 		fclose(f);
 		if (id == 0 || addr[0] == '\0') {
@@ -307,6 +489,9 @@ static int node_info(struct state *s, bool *fresh, char *errmsg)
 			return CORRAL_EINVALID;
 		}
 		s->node_id = id;
+		/* A standalone node's abstract name follows the state dir. */
+		snprintf(s->address, sizeof s->address, "%s",
+			 addr[0] == '@' ? s->bind_addr : addr);
 		*fresh = false;
 		return 0;
 	}
@@ -317,25 +502,9 @@ static int node_info(struct state *s, bool *fresh, char *errmsg)
 		return rv;
 	}
 	s->node_id = 1;
+	snprintf(s->address, sizeof s->address, "%s", s->bind_addr);
 	*fresh = true;
-	f = fopen(path, "w");
-	if (f == NULL) {
-		int rv = -errno;
-		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "create %s: %s", path,
-			    strerror(errno));
-		return rv;
-	}
-	fprintf(f, "id: %llu\naddress: %s\n", (unsigned long long)s->node_id,
-		s->bind_addr);
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		int rv = -errno;
-		fclose(f);
-		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "write %s: %s", path,
-			    strerror(errno));
-		return rv;
-	}
-	fclose(f);
-	return 0;
+	return info_write(s, errmsg);
 }
 
 /* Wait until the node knows a leader (itself, in a one-member cluster). */
@@ -362,10 +531,10 @@ static int wait_leader(struct state *s, char *errmsg)
 	}
 	for (waited = 0; waited < STATE_LEADER_WAIT_MS && !s->stopping;
 	     waited += 5) {
-		rv = dqlite_client_leader(&c, &id, &address);
+		/* Voters elsewhere are asked every 100 ms only. */
+		rv = leader_find(s, &c, waited % 100 == 0, &id, &address,
+				 errmsg);
 		if (rv != 0) {
-			corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
-				    "ask for leader: %s", c.errmsg);
 			break;
 		}
 		if (id != 0) {
@@ -396,6 +565,74 @@ static int schema_work(struct state_tx *tx, void *arg)
 	return state_schema_apply(tx);
 }
 
+/* Called by dqlite (on a worker thread) to reach another node. */
+static int node_connect_cb(void *arg, const char *address, int *fd)
+{
+	struct state *s = arg;
+
+	if (address[0] == '@') {
+		return dqlite_client_connect_unix(address, fd);
+	}
+	if (s->connect == NULL) {
+		return -ENOTSUP;
+	}
+	return s->connect(s->connect_arg, address, fd);
+}
+
+/* Create, configure and start the node of @s; with @recover, first make
+ * its raft configuration the single voter {node_id, address}. */
+static int node_run(struct state *s, bool recover, char *errmsg)
+{
+	int rv;
+
+	rv = dqlite_node_create(s->node_id, s->address, s->db_dir, &s->node);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "dqlite_node_create(): %s",
+			    s->node != NULL ? dqlite_node_errmsg(s->node)
+					    : "out of memory");
+		return CORRAL_EDBFAIL;
+	}
+	if (dqlite_node_set_bind_address(s->node, s->bind_addr) != 0 ||
+	    dqlite_node_set_connect_func(s->node, node_connect_cb, s) != 0 ||
+	    dqlite_node_set_network_latency_ms(s->node, s->latency_ms) != 0 ||
+	    /* Snapshot every 128 entries and keep 512 behind it. Raft
+	     * entries carry whole WAL pages and stay in memory until a
+	     * snapshot trims them: 1024/8192 held 175 MiB after 3000
+	     * profile creates, 128/512 holds about 50 MiB, and a member
+	     * that lags by less than 512 writes still catches up from the
+	     * log. */
+	    dqlite_node_set_snapshot_params(s->node, 128, 512) != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "configure dqlite node: %s",
+			    dqlite_node_errmsg(s->node));
+		return CORRAL_EDBFAIL;
+	}
+	if (recover) {
+		struct dqlite_node_info_ext info = {
+			.size = sizeof info,
+			.id = s->node_id,
+			.address = (uint64_t)(uintptr_t)s->address,
+			.dqlite_role = DQLITE_PROTO_ROLE_VOTER,
+		};
+
+		if (dqlite_node_recover_ext(s->node, &info, 1) != 0) {
+			corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+				    "dqlite_node_recover_ext(): %s",
+				    dqlite_node_errmsg(s->node));
+			return CORRAL_EDBFAIL;
+		}
+	}
+	rv = dqlite_node_start(s->node);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "dqlite_node_start(): %s",
+			    dqlite_node_errmsg(s->node));
+		return CORRAL_EDBFAIL;
+	}
+	return 0;
+}
+
 static void start_work_cb(uv_work_t *req)
 {
 	struct state *s = req->data;
@@ -413,36 +650,8 @@ static void start_work_cb(uv_work_t *req)
 	if (rv != 0) {
 		goto out;
 	}
-	rv = dqlite_node_create(s->node_id, s->bind_addr, s->db_dir, &s->node);
+	rv = node_run(s, false, errmsg);
 	if (rv != 0) {
-		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
-			    "dqlite_node_create(): %s",
-			    s->node != NULL ? dqlite_node_errmsg(s->node)
-					    : "out of memory");
-		rv = CORRAL_EDBFAIL;
-		goto out;
-	}
-	if (dqlite_node_set_bind_address(s->node, s->bind_addr) != 0 ||
-	    dqlite_node_set_network_latency_ms(s->node, s->latency_ms) != 0 ||
-	    /* Snapshot every 128 entries and keep 512 behind it. Raft
-	     * entries carry whole WAL pages and stay in memory until a
-	     * snapshot trims them: 1024/8192 held 175 MiB after 3000
-	     * profile creates, 128/512 holds about 50 MiB, and a member
-	     * that lags by less than 512 writes still catches up from the
-	     * log. */
-	    dqlite_node_set_snapshot_params(s->node, 128, 512) != 0) {
-		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
-			    "configure dqlite node: %s",
-			    dqlite_node_errmsg(s->node));
-		rv = CORRAL_EDBFAIL;
-		goto out;
-	}
-	rv = dqlite_node_start(s->node);
-	if (rv != 0) {
-		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
-			    "dqlite_node_start(): %s",
-			    dqlite_node_errmsg(s->node));
-		rv = CORRAL_EDBFAIL;
 		goto out;
 	}
 	rv = wait_leader(s, errmsg);
@@ -628,6 +837,127 @@ void state_stop(struct state *s, void (*cb)(void *arg), void *arg)
 		stop_work_cb(&s->stop_req);
 		cb(arg);
 	}
+}
+
+/* Remove one entry under the database dir (nftw() callback, depth
+ * first); the dir itself stays. */
+static int remove_entry_cb(const char *path,
+			   const struct stat *sb,
+			   int flag,
+			   struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	if (ftw->level == 0) {
+		return 0;
+	}
+	return remove(path) != 0 ? -1 : 0;
+}
+
+static void reconfigure_work_cb(uv_work_t *req)
+{
+	struct state *s = req->data;
+	char *errmsg = s->start_errmsg;
+	struct pool_conn *held[STATE_POOL_SIZE];
+	unsigned i;
+	int rv;
+
+	/* Take every connection: waits for work still running. */
+	for (i = 0; i < STATE_POOL_SIZE; i++) {
+		held[i] = pool_acquire(s);
+		pool_conn_close(held[i]);
+	}
+	if (s->node != NULL) {
+		dqlite_node_stop(s->node);
+		dqlite_node_destroy(s->node);
+		s->node = NULL;
+	}
+	if (s->new_fresh &&
+	    nftw(s->db_dir, remove_entry_cb, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+		rv = -errno;
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "empty %s: %s",
+			    s->db_dir, strerror(errno));
+		goto out;
+	}
+	s->node_id = s->new_id;
+	snprintf(s->address, sizeof s->address, "%s", s->new_address);
+	rv = info_write(s, errmsg);
+	if (rv != 0) {
+		goto out;
+	}
+	rv = node_run(s, !s->new_fresh, errmsg);
+	if (rv != 0) {
+		goto out;
+	}
+	rv = wait_leader(s, errmsg);
+out:
+	for (i = 0; i < STATE_POOL_SIZE; i++) {
+		pool_release(s, held[i]);
+	}
+	if (rv == 0) {
+		rv = run_work(s, false, schema_work, NULL, errmsg);
+	}
+	s->start_rv = rv;
+	pthread_mutex_lock(&s->mu);
+	s->start_running = false;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+int state_reconfigure(struct state *s,
+		      uint64_t id,
+		      const char *address,
+		      bool fresh,
+		      state_ready_cb cb,
+		      void *arg)
+{
+	int rv;
+
+	if (s->stopping || s->start_running) {
+		return CORRAL_ENOLEADER;
+	}
+	s->ready = false;
+	s->new_id = id;
+	snprintf(s->new_address, sizeof s->new_address, "%s", address);
+	s->new_fresh = fresh;
+	s->ready_cb = cb;
+	s->ready_arg = arg;
+	s->start_req.data = s;
+	s->start_running = true;
+	s->start_errmsg[0] = '\0';
+	rv = uv_queue_work(s->loop, &s->start_req, reconfigure_work_cb,
+			   start_after_cb);
+	if (rv != 0) {
+		s->start_running = false;
+		s->ready = true;
+	}
+	return rv;
+}
+
+void state_set_connect(struct state *s, state_connect_fn fn, void *arg)
+{
+	s->connect = fn;
+	s->connect_arg = arg;
+}
+
+uint64_t state_node_id(const struct state *s)
+{
+	return s->node_id;
+}
+
+void state_node_address(const struct state *s, char *out, size_t size)
+{
+	snprintf(out, size, "%s", s->address);
+}
+
+int state_node_dial(struct state *s, int *fd)
+{
+	return dqlite_client_connect_unix(s->bind_addr, fd);
+}
+
+bool state_clustered(const struct state *s)
+{
+	return s->address[0] != '\0' && s->address[0] != '@';
 }
 
 void state_destroy(struct state *s)

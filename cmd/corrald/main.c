@@ -11,6 +11,7 @@
 
 #include <corral/api.h>
 #include <corral/cert.h>
+#include <corral/cluster.h>
 #include <corral/daemon.h>
 #include <corral/err.h>
 #include <corral/log.h>
@@ -23,6 +24,7 @@ struct daemon {
 	uv_signal_t sigint;
 	struct api *api;
 	struct state *state;
+	struct cluster *cluster;
 	bool stopping;
 	int exit_code;
 };
@@ -112,6 +114,7 @@ int main(int argc, char **argv)
 	struct daemon d = { 0 };
 	struct api_config cfg = { 0 };
 	struct state_config scfg = { 0 };
+	struct cluster_config ccfg = { 0 };
 	const char *dir = getenv("CORRAL_DIR");
 	const char *group = NULL;
 	const char *log_file = NULL;
@@ -160,6 +163,9 @@ int main(int argc, char **argv)
 		dir = "/var/lib/corral";
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* dqlite's raft connects and our database work share libuv's thread
+	 * pool; member channel dials may block for seconds. */
+	setenv("UV_THREADPOOL_SIZE", "16", 0);
 
 	if (log_init(log_file, debug) != 0) {
 		fprintf(stderr, "Error: cannot open log file %s\n", log_file);
@@ -208,14 +214,21 @@ int main(int argc, char **argv)
 	if (rv != 0) {
 		goto err_after_loop;
 	}
+	ccfg.state_dir = dir;
+	ccfg.state = d.state;
+	rv = cluster_create(&d.loop, &ccfg, &d.cluster, errmsg);
+	if (rv != 0) {
+		goto err_after_state;
+	}
 	cfg.state = d.state;
+	cfg.cluster = d.cluster;
 	cfg.state_dir = dir;
 	cfg.socket_path = socket_path;
 	cfg.cert_pem = pem;
 	cfg.cert_fingerprint = fingerprint;
 	rv = api_create(&d.loop, &cfg, &d.api, errmsg);
 	if (rv != 0) {
-		goto err_after_state;
+		goto err_after_cluster;
 	}
 	rv = api_start(d.api, errmsg);
 	if (rv != 0) {
@@ -243,6 +256,7 @@ int main(int argc, char **argv)
 	log_info("msg=\"corrald stopped\"");
 	api_destroy(d.api);
 	state_destroy(d.state);
+	cluster_destroy(d.cluster);
 	uv_loop_close(&d.loop);
 	free(pem);
 	node_dir_unlock(dir, lock_fd);
@@ -255,6 +269,8 @@ err_after_api:
 	uv_walk(&d.loop, close_walk_cb, NULL);
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	api_destroy(d.api);
+err_after_cluster:
+	cluster_destroy(d.cluster);
 err_after_state:
 	state_destroy(d.state);
 err_after_loop:

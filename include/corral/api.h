@@ -13,6 +13,7 @@
 #include <uv.h>
 
 struct api;
+struct cluster;
 struct state;
 
 /* Settings of the API. Strings are copied by api_create(); no reference to
@@ -26,6 +27,7 @@ struct api_config {
 	const char *cert_fingerprint; /* lowercase hex SHA-256 of the DER */
 	size_t max_body;              /* 0 means the 8 MiB default */
 	struct state *state;          /* borrowed, must outlive the API */
+	struct cluster *cluster;      /* borrowed, may be NULL */
 };
 
 /* Allocate the API on @loop (borrowed, must outlive it). On error *@out is

@@ -18,6 +18,7 @@
 #define CORRAL_STATE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -64,6 +65,9 @@ struct state_tx_ops {
 		     unsigned n,
 		     struct dqlite_rows *rows,
 		     char *errmsg);
+	/* The dqlite client behind the session (a struct dqlite_client *),
+	 * for raft membership requests; NULL in unit tests. */
+	void *(*client)(void *impl);
 };
 
 /* A database session for one work function. */
@@ -142,6 +146,100 @@ void state_stop(struct state *s, void (*cb)(void *arg), void *arg);
 /* Free @s after state_stop() completed or when it never started. Accepts
  * NULL. */
 void state_destroy(struct state *s);
+
+/* ------------------------------------------------------------------------ */
+/* Cluster membership (used by cluster/)                                      */
+
+/* Open a stream to the dqlite node at raft address @address (a member's
+ * "host:port"): on success *@fd is a connected socket owned by the caller.
+ * Called on dqlite's and libuv's worker threads, never on the loop. Returns
+ * 0 or a negative code. */
+typedef int (*state_connect_fn)(void *arg, const char *address, int *fd);
+
+/* Register how to reach other members' nodes (the member channel): used by
+ * the dqlite node for raft and by the connection pool to reach a remote
+ * leader. Call before state_start(); @arg is borrowed. */
+void state_set_connect(struct state *s, state_connect_fn fn, void *arg);
+
+/* The raft id of the local node (1 for a standalone daemon). */
+uint64_t state_node_id(const struct state *s);
+
+/* The raft address of the local node, copied into @out (@size bytes): the
+ * member's cluster address, or the abstract socket "@corral-..." of a
+ * standalone daemon. */
+void state_node_address(const struct state *s, char *out, size_t size);
+
+/* Whether the local node has a network raft address (is a cluster
+ * member). */
+bool state_clustered(const struct state *s);
+
+/* Connect a stream socket to the local node's abstract socket (only this
+ * process may): *@fd is owned by the caller. Used to relay another member's
+ * raft stream into the node. Returns 0 or a negated errno. */
+int state_node_dial(struct state *s, int *fd);
+
+/* Restart the local node as node @id at raft address @address (copied), off
+ * the loop; @cb runs on the loop with the result, like state_start()'s.
+ * With @fresh false the node keeps its data and its raft configuration is
+ * rewritten to the single voter {@id, @address} (dqlite_node_recover_ext():
+ * `cluster enable`). With @fresh true its data is discarded and the node
+ * starts empty, waiting to be contacted by the cluster's leader (join).
+ * While it runs, state_ready() is false and work is refused. Returns 0 if
+ * the restart was scheduled. */
+int state_reconfigure(struct state *s,
+		      uint64_t id,
+		      const char *address,
+		      bool fresh,
+		      state_ready_cb cb,
+		      void *arg);
+
+/* A raft member as dqlite reports it. */
+struct state_raft_node {
+	uint64_t id;
+	char address[256];
+	int role; /* 0 voter, 1 stand-by, 2 spare */
+};
+
+/* The raft configuration (up to @max nodes into @nodes, count in *@n) and
+ * the leader's id (0 when unknown) in *@leader_id, asked of the leader the
+ * pool is connected to. Work functions only. Returns 0, -ENOTSUP in unit
+ * tests (no dqlite), or a database error. */
+int state_raft_nodes(struct state_tx *tx,
+		     struct state_raft_node *nodes,
+		     size_t max,
+		     size_t *n,
+		     uint64_t *leader_id);
+
+/* Add node @id at @address to the raft configuration (as a spare), give it
+ * raft role @role, or remove it. Sent to the leader. Work functions only,
+ * outside a write transaction. */
+int state_raft_add(struct state_tx *tx, uint64_t id, const char *address);
+int state_raft_assign(struct state_tx *tx, uint64_t id, int role);
+int state_raft_remove(struct state_tx *tx, uint64_t id);
+
+/* Members in the `nodes` table, as [{id, name, address}] by id, in *@out. */
+int state_member_list(struct state_tx *tx, json_t **out);
+
+/* Insert member @name at @address; its id (also its raft id) in *@id.
+ * CORRAL_EEXIST when the name or address is taken. */
+int state_member_create(struct state_tx *tx,
+			const char *name,
+			const char *address,
+			int64_t *id);
+
+/* Set name and address of member @id. */
+int state_member_update(struct state_tx *tx,
+			int64_t id,
+			const char *name,
+			const char *address);
+
+/* Delete member @id (its member-local config goes with it). */
+int state_member_delete(struct state_tx *tx, int64_t id);
+
+/* Whether the database holds nothing but what a fresh daemon creates (the
+ * default project and profile, no identity, no instance), in *@pristine:
+ * what a joiner may discard. */
+int state_db_pristine(struct state_tx *tx, bool *pristine);
 
 /* ------------------------------------------------------------------------ */
 /* Schema                                                                     */

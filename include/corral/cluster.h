@@ -1,0 +1,128 @@
+/* Clustering: the member channel and the membership decisions.
+ *
+ * A member reaches another member's dqlite node only through the member
+ * channel: mutual TLS to the peer's cluster address, where this member
+ * presents its own server.crt and the peer must present the shared
+ * cluster.crt, then `POST /internal/raft` upgraded to a raw dqlite stream.
+ * cluster_create() registers that dialer with the state module, which uses
+ * it for raft traffic and for SQL sent to a leader on another member.
+ *
+ * Files in the state dir: cluster.crt/cluster.key (the shared cluster key
+ * pair; present on every member) and cluster.members (the fingerprints of
+ * the members' server certificates, one per line: who may open raft
+ * streams before the trust store can be read from the database).
+ *
+ * The API layer drives enable, join and removal (api/endpoints_cluster.c);
+ * everything here runs on the loop unless said otherwise. */
+#ifndef CORRAL_CLUSTER_H
+#define CORRAL_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include <corral/err.h>
+#include <corral/state.h>
+
+struct cluster;
+
+/* Settings of the cluster module; strings are copied. */
+struct cluster_config {
+	const char *state_dir; /* holds server.crt, cluster.crt, ... */
+	struct state *state;   /* borrowed, must outlive the module */
+};
+
+/* Allocate the module, read cluster.crt and cluster.members when present
+ * and register the member channel dialer with @cfg->state (before
+ * state_start()). Returns 0, -ENOMEM, or CORRAL_ETLS for an unreadable
+ * cluster.crt, with @errmsg filled. */
+int cluster_create(uv_loop_t *loop,
+		   const struct cluster_config *cfg,
+		   struct cluster **out,
+		   char *errmsg);
+
+/* Free @c. Relay threads still running own their own resources. Accepts
+ * NULL. */
+void cluster_destroy(struct cluster *c);
+
+/* Whether this daemon holds the cluster certificate (enabled or joined). */
+bool cluster_enabled(const struct cluster *c);
+
+/* The fingerprint of cluster.crt (borrowed), "" when not enabled. */
+const char *cluster_fingerprint(const struct cluster *c);
+
+/* Paths of the certificate and key the TLS listener presents: cluster.crt
+ * when enabled, else server.crt (borrowed from @c). */
+const char *cluster_listener_crt(const struct cluster *c);
+const char *cluster_listener_key(const struct cluster *c);
+
+/* Make this daemon the first member: cluster.crt/cluster.key become copies
+ * of server.crt/server.key. Returns 0 or a negative code with @errmsg. */
+int cluster_enable_files(struct cluster *c, char *errmsg);
+
+/* Whether @fp is in cluster.members. */
+bool cluster_member_known(const struct cluster *c, const char *fp);
+
+/* Replace cluster.members by the fingerprints in @fps (array of strings,
+ * borrowed). Returns 0 or a negative code with @errmsg. */
+int cluster_members_save(struct cluster *c, json_t *fps, char *errmsg);
+
+/* A request to join a cluster (LXD's PUT /1.0/cluster fields). Strings are
+ * copied by cluster_join(). */
+struct cluster_join_req {
+	const char *server_name;
+	const char *server_address;  /* this member's address */
+	const char *cluster_address; /* an existing member's address */
+	const char *cluster_cert;    /* its certificate (PEM) */
+	const char *secret;          /* the join token's secret */
+};
+
+/* Completion of cluster_join() on the loop: @rv 0 with the new member's raft
+ * id @node_id, or an error with @errmsg. */
+typedef void (*cluster_join_cb)(void *arg,
+				int rv,
+				uint64_t node_id,
+				const char *errmsg);
+
+/* Off the loop: dial @req->cluster_address presenting server.crt and
+ * pinning @req->cluster_cert, ask the member to accept us
+ * (`POST /internal/cluster/accept`), and store what it answers:
+ * cluster.crt/cluster.key and cluster.members. @cb runs on the loop.
+ * Returns 0 when scheduled, CORRAL_EINVALID for a certificate that does not
+ * parse, -ENOMEM. */
+int cluster_join(struct cluster *c,
+		 const struct cluster_join_req *req,
+		 cluster_join_cb cb,
+		 void *arg);
+
+/* The PEM of cluster.crt and cluster.key, for a member being accepted:
+ * malloc'd strings owned by the caller (wipe the key). Returns 0 or a
+ * negative code with @errmsg. */
+int cluster_key_pair(struct cluster *c,
+		     char **crt_pem,
+		     char **key_pem,
+		     char *errmsg);
+
+/* ------------------------------------------------------------------------ */
+/* Membership decisions (pure)                                                */
+
+/* The raft role a member should get once it runs, given the current raft
+ * configuration @nodes (@n entries, the member @self included with its
+ * current role): voter while there are fewer than @max_voters voters, else
+ * stand-by while fewer than @max_standby stand-bys, else spare. A member
+ * that already has a role at least as strong keeps it. */
+int cluster_role_choose(const struct state_raft_node *nodes,
+			size_t n,
+			uint64_t self,
+			unsigned max_voters,
+			unsigned max_standby);
+
+/* LXD's "roles" of a member with raft role @role, leader or not: a new
+ * array ["database-leader", "database"], ["database"],
+ * ["database-standby"] or []. NULL on OOM. */
+json_t *cluster_roles_json(int role, bool leader);
+
+#endif /* CORRAL_CLUSTER_H */
