@@ -252,6 +252,18 @@ static void config_apply(struct api *a)
 	bool was = a->trust_ca;
 
 	a->trust_ca = ca != NULL && strcmp(ca, "true") == 0;
+	{
+		const char *lat = json_string_value(
+		    json_object_get(a->config, "corral.raft_latency_ms"));
+		char errmsg[CORRAL_ERRMSG_SIZE];
+		unsigned ms =
+		    lat != NULL ? (unsigned)strtoul(lat, NULL, 10) : 20;
+
+		if (state_set_latency(a->state, ms, errmsg) != 0) {
+			log_warn("msg=\"record raft latency\" error=\"%s\"",
+				 errmsg);
+		}
+	}
 	if (was && !a->trust_ca) {
 		api_close_untrusted(a);
 	}

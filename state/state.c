@@ -451,8 +451,8 @@ static int info_write(struct state *s, char *errmsg)
 			    strerror(errno));
 		return rv;
 	}
-	fprintf(f, "id: %llu\naddress: %s\n", (unsigned long long)s->node_id,
-		s->address);
+	fprintf(f, "id: %llu\naddress: %s\nlatency_ms: %u\n",
+		(unsigned long long)s->node_id, s->address, s->latency_ms);
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		rv = -errno;
 		fclose(f);
@@ -464,6 +464,15 @@ static int info_write(struct state *s, char *errmsg)
 	return 0;
 }
 
+int state_set_latency(struct state *s, unsigned ms, char *errmsg)
+{
+	if (ms == 0 || ms == s->latency_ms) {
+		return 0;
+	}
+	s->latency_ms = ms;
+	return info_write(s, errmsg);
+}
+
 /* Read or create DIR/database/info: the node id and raft address. */
 static int node_info(struct state *s, bool *fresh, char *errmsg)
 {
@@ -471,16 +480,23 @@ static int node_info(struct state *s, bool *fresh, char *errmsg)
 	char buf[512];
 	FILE *f;
 	unsigned long long id = 0;
+	unsigned latency = 0;
 	char addr[256] = "";
 
 	snprintf(path, sizeof path, "%s/info", s->db_dir);
 	f = fopen(path, "r");
 	if (f != NULL) {
 		while (fgets(buf, sizeof buf, f) != NULL) {
-			if (sscanf(buf, "id: %llu", &id) == 1) {
+			if (sscanf(buf, "id: %llu", &id) == 1 ||
+			    sscanf(buf, "latency_ms: %u", &latency) == 1) {
 				continue;
 			}
 			sscanf(buf, "address: %255s", addr);
+		}
+		/* corral.raft_latency_ms as last applied on this member: the
+		 * node needs it before the database can be read. */
+		if (latency >= 1 && latency <= 10000) {
+			s->latency_ms = latency;
 		}
 		fclose(f);
 		if (id == 0 || addr[0] == '\0') {

@@ -119,6 +119,13 @@ int state_create(uv_loop_t *loop,
  * Returns 0 if the start was scheduled. */
 int state_start(struct state *s, state_ready_cb cb, void *arg);
 
+/* Record the raft latency (corral.raft_latency_ms) in DIR/database/info so
+ * the node starts with it next time: dqlite fixes it when the node starts,
+ * and the database, where the key lives, cannot be read before that. A
+ * small synchronous write, only when the value changes. Returns 0 or a
+ * negative code with @errmsg filled. */
+int state_set_latency(struct state *s, unsigned ms, char *errmsg);
+
 /* Whether state_start() completed successfully. */
 bool state_ready(const struct state *s);
 
