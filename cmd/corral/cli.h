@@ -45,6 +45,7 @@ struct cli_verb {
 };
 
 /* Verbs, each defined in its cmd_*.c file. */
+extern const struct cli_verb cli_verb_cluster;
 extern const struct cli_verb cli_verb_config;
 extern const struct cli_verb cli_verb_info;
 extern const struct cli_verb cli_verb_monitor;

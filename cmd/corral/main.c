@@ -27,10 +27,10 @@ static const struct cli_verb verb_help = {
  * sub-verbs (config, project, profile, remote, cluster, operation) call
  * cli_dispatch() on a table of their own. */
 static const struct cli_verb *const verbs[] = {
-	&verb_help,        &cli_verb_config,    &cli_verb_info,
-	&cli_verb_monitor, &cli_verb_operation, &cli_verb_profile,
-	&cli_verb_project, &cli_verb_query,     &cli_verb_remote,
-	&cli_verb_version,
+	&verb_help,        &cli_verb_cluster, &cli_verb_config,
+	&cli_verb_info,    &cli_verb_monitor, &cli_verb_operation,
+	&cli_verb_profile, &cli_verb_project, &cli_verb_query,
+	&cli_verb_remote,  &cli_verb_version,
 };
 
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
