@@ -38,10 +38,6 @@ struct api_route {
 enum {
 	/* GET served before the database is ready. */
 	API_ROUTE_EARLY = 1 << 0,
-	/* GET (and HEAD) open to untrusted TLS callers. */
-	API_ROUTE_UNTRUSTED_GET = 1 << 1,
-	/* POST open to untrusted TLS callers. */
-	API_ROUTE_UNTRUSTED_POST = 1 << 2,
 };
 
 struct api {

@@ -1608,8 +1608,7 @@ static void create_certificate(struct api_req *r)
 const struct api_route api_routes_certificates[] = {
 	{ .path = "/1.0/certificates",
 	  .get = list_certificates,
-	  .post = create_certificate,
-	  .flags = API_ROUTE_UNTRUSTED_POST },
+	  .post = create_certificate },
 	{ .path = "/1.0/certificates/{fingerprint}",
 	  .get = get_certificate,
 	  .put = update_certificate,

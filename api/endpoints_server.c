@@ -558,14 +558,12 @@ void api_config_reload(struct api *a, void (*done)(struct api *a, int rv))
 }
 
 const struct api_route api_routes_server[] = {
-	{ .path = "/",
-	  .get = get_root,
-	  .flags = API_ROUTE_EARLY | API_ROUTE_UNTRUSTED_GET },
+	{ .path = "/", .get = get_root, .flags = API_ROUTE_EARLY },
 	{ .path = "/1.0",
 	  .get = get_1_0,
 	  .put = put_1_0,
 	  .patch = patch_1_0,
-	  .flags = API_ROUTE_EARLY | API_ROUTE_UNTRUSTED_GET },
+	  .flags = API_ROUTE_EARLY },
 };
 
 const unsigned api_n_routes_server =
