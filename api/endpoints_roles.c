@@ -87,6 +87,7 @@ static int get_work(struct state_tx *tx, struct api_db_call *c)
 	if (c->out == NULL) {
 		c->out = json_array();
 	}
+	api_etag(c->out, c->etag);
 	json_decref(identity);
 	return 0;
 }
@@ -113,6 +114,20 @@ static int put_work(struct state_tx *tx, struct api_db_call *c)
 	}
 	fp = json_string_value(json_object_get(identity, "fingerprint"));
 	snprintf(c->aux, sizeof c->aux, "%s", fp != NULL ? fp : c->name);
+	if (c->if_match[0] != '\0') {
+		char etag[65];
+		json_t *current = json_object_get(identity, "roles");
+		json_t *none = current == NULL ? json_array() : NULL;
+
+		api_etag(current != NULL ? current : none, etag);
+		json_decref(none);
+		if (strcmp(etag, c->if_match) != 0) {
+			json_decref(identity);
+			corral_errf(tx->errmsg, sizeof tx->errmsg,
+				    "ETag doesn't match: the roles changed");
+			return CORRAL_EPRECONDITION;
+		}
+	}
 	fields = json_pack("{s:O}", "roles", json_object_get(c->in, "roles"));
 	rv = fields != NULL ? state_identity_update(tx, c->aux, fields)
 			    : -ENOMEM;
