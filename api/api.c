@@ -377,6 +377,8 @@ static void api_on_request(struct http_conn *conn, struct http_request *http)
 	r->http = http;
 	r->route = NULL;
 	r->errmsg[0] = '\0';
+	r->unacked_set = false;
+	r->unacked = NULL;
 	api__authenticate(a, conn, r);
 	http_conn_ref(conn);
 
@@ -912,7 +914,8 @@ void api_close(struct api *a, void (*cb)(void *arg), void *arg)
 		a->closing_handles++;
 		https_listener_stop(&a->https, https_closed_cb);
 	}
-	a->closing_handles += 2;
+	a->closing_handles += 3;
+	api_prop_close(a, sub_closed_cb, a);
 	ops_close(a->ops, sub_closed_cb, a);
 	events_close(a->events, sub_closed_cb, a);
 	api_maybe_closed(a);
@@ -929,6 +932,7 @@ void api_destroy(struct api *a)
 		tls_server_ctx_destroy(a->tls_ctx);
 	}
 	trust_cache_destroy(a->trust);
+	api_prop_destroy(a);
 	pki_destroy(a->pki);
 	ops_destroy(a->ops);
 	events_destroy(a->events);

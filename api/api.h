@@ -18,6 +18,11 @@
 #include "router.h"
 
 struct api_req;
+struct api_prop;
+
+/* Areas whose generations members compare: trust, projects, profiles,
+ * instances (api/propagation.c). */
+#define API_PROP_AREAS 4
 
 /* A handler answers with one of the api_reply_*() calls, at once or later
  * on the loop. */
@@ -66,6 +71,8 @@ struct api {
 	bool member_reloading;
 	/* The enable or join in progress (endpoints_cluster.c), or NULL. */
 	void *cluster_pending;
+	/* Heartbeats and change notifications (propagation.c). Owned. */
+	struct api_prop *prop;
 
 	/* Bumped by every successful database write made through this API:
 	 * list caches keyed by it never serve what a write changed. */
@@ -122,6 +129,11 @@ struct api_req {
 	void *peer_x509;      /* X509 * of the TLS client, borrowed, or NULL */
 	char remote_addr[64]; /* "ip:port" of a TLS client, "@" for Unix */
 	char errmsg[CORRAL_ERRMSG_SIZE];
+	/* Set after a change notification: api_reply_sync() adds
+	 * "unacknowledged_members" (this array, owned, or null) to the
+	 * metadata. */
+	bool unacked_set;
+	json_t *unacked;
 };
 
 struct authz_subject;
@@ -213,6 +225,8 @@ struct api_db_call {
 	char aux2[128];         /* handler-specific string */
 	json_t *trust_snapshot; /* owned: trust store after a trust write */
 	int64_t trust_gen;      /* its generation */
+	bool propagated;        /* the change notification is done */
+	int64_t gens_before[API_PROP_AREAS]; /* loaded when the call began */
 	char errmsg[CORRAL_ERRMSG_SIZE];
 };
 
@@ -341,5 +355,39 @@ void api_config_reload(struct api *a, void (*done)(struct api *a, int rv));
 
 /* Drop the cached GET /1.0 answer. */
 void api_invalidate_root(struct api *a);
+
+/* Propagation between members (propagation.c). */
+
+/* Start heartbeats once this member knows its name (idempotent: later
+ * calls ask for a refresh of the member list). */
+void api_prop_start(struct api *a);
+
+/* Stop the heartbeat timer; @cb runs once it is closed. */
+void api_prop_close(struct api *a, void (*cb)(void *arg), void *arg);
+
+/* Free the propagation state. */
+void api_prop_destroy(struct api *a);
+
+/* The generations this member has loaded (-1: unknown). */
+void api_prop_gens(struct api *a, int64_t gens[API_PROP_AREAS]);
+
+/* Whether member @name has been heard from within
+ * cluster.offline_threshold seconds; @msg gets LXD's status message. */
+bool api_prop_member_online(struct api *a,
+			    const char *name,
+			    char *msg,
+			    size_t size);
+
+/* POST /internal/heartbeat and POST /internal/changed handlers. */
+void api_prop_heartbeat(struct api_req *r);
+void api_prop_changed(struct api_req *r);
+
+/* After the write @c committed on a cluster member: notify the other
+ * members of every generation it bumped, wait for their acknowledgements
+ * (corral.notify_timeout), set c->r's unacknowledged members, then call
+ * @done. Returns 0 when @done will be called, else a negative code (not
+ * clustered, OOM). */
+int api_prop_after_write(struct api_db_call *c,
+			 void (*done)(struct api_db_call *c));
 
 #endif /* CORRAL_API_API_H */

@@ -62,19 +62,33 @@ static void db_call_free(struct api_db_call *c)
 	free(c);
 }
 
+static void db_done_cb(void *arg, int rv, const char *errmsg);
+
+static void db_propagated_cb(struct api_db_call *c)
+{
+	db_done_cb(c, 0, "");
+}
+
 static void db_done_cb(void *arg, int rv, const char *errmsg)
 {
 	struct api_db_call *c = arg;
 	struct api_req *r = c->r;
 	json_t *out;
 
-	if (c->write && rv == 0) {
+	if (c->write && rv == 0 && !c->propagated) {
 		r->api->write_gen++;
 	}
 	/* A write that changed who may do what is in force before its
 	 * answer leaves, whatever replies. */
 	if (rv == 0 && c->trust_snapshot != NULL) {
 		api_trust_install(r->api, c->trust_snapshot, c->trust_gen);
+	}
+	/* ... and on the other members, as far as they acknowledge. */
+	if (c->write && rv == 0 && !c->propagated) {
+		c->propagated = true;
+		if (api_prop_after_write(c, db_propagated_cb) == 0) {
+			return;
+		}
 	}
 	if (c->reply != NULL) {
 		if (rv != 0 && errmsg != NULL && errmsg[0] != '\0') {
@@ -143,6 +157,7 @@ void api_db_run(struct api_db_call *c, bool write, api_db_fn fn)
 	t->fn = fn;
 	c->write = write;
 	c->write_gen = c->r->api->write_gen;
+	api_prop_gens(c->r->api, c->gens_before);
 	rv = state_submit(c->r->api->state, write, trampoline_work,
 			  trampoline_done, t);
 	if (rv != 0) {

@@ -617,6 +617,7 @@ static int set_member_addresses(struct state_tx *tx,
 static void member_name_set(struct api *a, const char *name)
 {
 	snprintf(a->member_name, sizeof a->member_name, "%s", name);
+	api_prop_start(a);
 	api_invalidate_root(a);
 }
 
@@ -1618,6 +1619,18 @@ static void members_done(void *arg, int rv, const char *errmsg)
 		ccall_fail(cc, rv, "list members");
 		return;
 	}
+	/* Status by heartbeat. */
+	json_array_foreach(cc->out, i, m)
+	{
+		char msg[64];
+		bool online = api_prop_member_online(
+		    cc->a, json_string_value(json_object_get(m, "server_name")),
+		    msg, sizeof msg);
+
+		json_object_set_new(m, "status",
+				    json_string(online ? "Online" : "Offline"));
+		json_object_set_new(m, "message", json_string(msg));
+	}
 	if (cc->name[0] != '\0') {
 		json_array_foreach(cc->out, i, m)
 		{
@@ -1793,6 +1806,8 @@ const struct api_route api_routes_cluster[] = {
 	  .del = delete_member },
 	{ .path = "/internal/raft", .post = post_internal_raft },
 	{ .path = "/internal/cluster/accept", .post = post_internal_accept },
+	{ .path = "/internal/heartbeat", .post = api_prop_heartbeat },
+	{ .path = "/internal/changed", .post = api_prop_changed },
 };
 
 const unsigned api_n_routes_cluster =

@@ -62,6 +62,7 @@ static void req_finish(struct api_req *r,
 	}
 	http_conn_respond(conn, status, headers, NULL, body, len, false);
 	http_conn_unref(conn);
+	json_decref(r->unacked);
 	free(r);
 }
 
@@ -99,6 +100,13 @@ void api_reply_sync(struct api_req *r,
 	if (etag != NULL && hlen < sizeof headers) {
 		snprintf(headers + hlen, sizeof headers - hlen,
 			 "ETag: \"%s\"\r\n", etag);
+	}
+	if (r->unacked_set && (metadata == NULL || json_is_object(metadata))) {
+		if (metadata == NULL) {
+			metadata = json_object();
+		}
+		json_object_set(metadata, "unacknowledged_members",
+				r->unacked != NULL ? r->unacked : json_null());
 	}
 	body = api_envelope_sync(metadata, status, &len);
 	json_decref(metadata);

@@ -3,6 +3,9 @@
  * join. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <sys/time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +13,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <corral/cert.h>
@@ -20,6 +24,12 @@
 
 /* Bound on the number of members cluster.members lists. */
 #define CLUSTER_MAX_MEMBERS 1024
+
+/* Interval between two heartbeats to a peer. */
+#define CLUSTER_HEARTBEAT_MS 1000
+
+struct cluster_out;
+struct cluster_peer;
 
 struct cluster {
 	uv_loop_t *loop;     /* borrowed */
@@ -39,7 +49,14 @@ struct cluster {
 	/* Fingerprints in cluster.members (loop only). */
 	char (*members)[CORRAL_CERT_FINGERPRINT_LEN + 1]; /* owned */
 	size_t n_members;
+
+	/* Heartbeats and broadcasts (loop only): shared with the peer
+	 * threads, and the list of peers with a heartbeat thread. */
+	struct cluster_out *out; /* referenced, NULL until first use */
+	struct cluster_peer *peers;
 };
+
+static void cluster__peers_stop(struct cluster *c);
 
 /* ------------------------------------------------------------------------ */
 /* The member channel dialer                                                  */
@@ -247,6 +264,7 @@ void cluster_destroy(struct cluster *c)
 	if (c == NULL) {
 		return;
 	}
+	cluster__peers_stop(c);
 	SSL_CTX_free(c->client_ctx);
 	pthread_mutex_destroy(&c->mu);
 	free(c->members);
@@ -565,4 +583,500 @@ err_after_alloc:
 	free(j->cluster_cert);
 	free(j);
 	return rv;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Heartbeats and broadcasts                                                  */
+
+/* What peer threads share with the module; reference counted so that a
+ * thread still sleeping or dialing when the module is destroyed keeps it. */
+struct cluster_out {
+	pthread_mutex_t mu;
+	unsigned refs;
+	SSL_CTX *ctx; /* referenced, NULL until cluster_peers_set() */
+	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
+	char *body; /* owned: the heartbeat body, NULL before the first */
+};
+
+/* One heartbeat thread per peer. The module sets @stop and forgets the
+ * peer; the thread frees it when it sees @stop. */
+struct cluster_peer {
+	struct cluster_out *out; /* referenced */
+	char name[64];
+	char address[256];
+	atomic_bool stop;
+	struct cluster_peer *next; /* the module's list (loop only) */
+};
+
+static struct cluster_out *out_ref(struct cluster_out *o)
+{
+	pthread_mutex_lock(&o->mu);
+	o->refs++;
+	pthread_mutex_unlock(&o->mu);
+	return o;
+}
+
+static void out_unref(struct cluster_out *o)
+{
+	unsigned refs;
+
+	pthread_mutex_lock(&o->mu);
+	refs = --o->refs;
+	pthread_mutex_unlock(&o->mu);
+	if (refs == 0) {
+		SSL_CTX_free(o->ctx);
+		free(o->body);
+		pthread_mutex_destroy(&o->mu);
+		free(o);
+	}
+}
+
+/* Copy the dial context and pin (and the body when @body is not NULL). */
+static int out_take(struct cluster_out *o,
+		    SSL_CTX **ctx,
+		    char pin[CORRAL_CERT_FINGERPRINT_LEN + 1],
+		    char **body)
+{
+	int rv = 0;
+
+	pthread_mutex_lock(&o->mu);
+	if (o->ctx == NULL || (body != NULL && o->body == NULL)) {
+		rv = -EAGAIN;
+	} else {
+		SSL_CTX_up_ref(o->ctx);
+		*ctx = o->ctx;
+		memcpy(pin, o->pin, CORRAL_CERT_FINGERPRINT_LEN + 1);
+		if (body != NULL) {
+			*body = strdup(o->body);
+			if (*body == NULL) {
+				SSL_CTX_free(*ctx);
+				rv = -ENOMEM;
+			}
+		}
+	}
+	pthread_mutex_unlock(&o->mu);
+	return rv;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000,
+			       .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
+}
+
+/* A peer thread: one heartbeat per second on a kept connection, redialed
+ * after any failure. */
+static void *peer_thread(void *arg)
+{
+	struct cluster_peer *p = arg;
+	struct cluster_conn conn = { .fd = -1 };
+	bool connected = false;
+
+	while (!atomic_load(&p->stop)) {
+		char errmsg[CORRAL_ERRMSG_SIZE] = "";
+		char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
+		SSL_CTX *ctx = NULL;
+		char *body = NULL;
+		unsigned status = 0;
+		int rv;
+
+		rv = out_take(p->out, &ctx, pin, &body);
+		if (rv == 0 && !connected) {
+			rv = cluster__dial(ctx, p->address, pin, &conn, errmsg);
+			connected = rv == 0;
+		}
+		SSL_CTX_free(ctx);
+		if (rv == 0) {
+			rv = cluster__request(&conn, "POST",
+					      "/internal/heartbeat", NULL, body,
+					      &status, NULL, errmsg);
+			if (rv == 0 && status != 200) {
+				rv = CORRAL_EPROTO;
+				corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+					    "HTTP %u", status);
+			}
+			if (rv != 0) {
+				cluster__conn_close(&conn);
+				connected = false;
+			}
+		}
+		free(body);
+		if (rv != 0 && rv != -EAGAIN) {
+			log_debug(
+			    "msg=\"heartbeat\" member=%s address=%s "
+			    "error=\"%s\"",
+			    p->name, p->address, errmsg);
+		}
+		ERR_clear_error();
+		sleep_ms(CLUSTER_HEARTBEAT_MS);
+	}
+	cluster__conn_close(&conn);
+	out_unref(p->out);
+	free(p);
+	OPENSSL_thread_stop();
+	return NULL;
+}
+
+static int thread_start(void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+	int rv;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	rv = -pthread_create(&thread, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	return rv;
+}
+
+/* Create c->out on first use (loop). */
+static int out_ensure(struct cluster *c)
+{
+	if (c->out != NULL) {
+		return 0;
+	}
+	c->out = calloc(1, sizeof *c->out);
+	if (c->out == NULL) {
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&c->out->mu, NULL);
+	c->out->refs = 1;
+	return 0;
+}
+
+int cluster_peers_set(struct cluster *c, json_t *peers)
+{
+	char errmsg[CORRAL_ERRMSG_SIZE];
+	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
+	struct cluster_peer **pp;
+	SSL_CTX *ctx;
+	json_t *m;
+	size_t i;
+	int rv;
+
+	rv = out_ensure(c);
+	if (rv != 0) {
+		return rv;
+	}
+	rv = dialer_prepare(c, &ctx, pin, errmsg);
+	if (rv != 0) {
+		return rv;
+	}
+	pthread_mutex_lock(&c->out->mu);
+	SSL_CTX_free(c->out->ctx);
+	c->out->ctx = ctx;
+	memcpy(c->out->pin, pin, sizeof pin);
+	pthread_mutex_unlock(&c->out->mu);
+
+	/* Stop the threads of peers that left or moved. */
+	pp = &c->peers;
+	while (*pp != NULL) {
+		struct cluster_peer *p = *pp;
+		bool keep = false;
+
+		json_array_foreach(peers, i, m)
+		{
+			const char *name =
+			    json_string_value(json_object_get(m, "name"));
+			const char *address =
+			    json_string_value(json_object_get(m, "address"));
+
+			if (name != NULL && address != NULL &&
+			    strcmp(name, p->name) == 0 &&
+			    strcmp(address, p->address) == 0) {
+				keep = true;
+			}
+		}
+		if (keep) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		atomic_store(&p->stop, true);
+	}
+	/* Start threads for new peers. */
+	json_array_foreach(peers, i, m)
+	{
+		const char *name =
+		    json_string_value(json_object_get(m, "name"));
+		const char *address =
+		    json_string_value(json_object_get(m, "address"));
+		struct cluster_peer *p;
+		bool have = false;
+
+		if (name == NULL || address == NULL) {
+			continue;
+		}
+		for (p = c->peers; p != NULL; p = p->next) {
+			if (strcmp(p->name, name) == 0) {
+				have = true;
+			}
+		}
+		if (have) {
+			continue;
+		}
+		p = calloc(1, sizeof *p);
+		if (p == NULL) {
+			return -ENOMEM;
+		}
+		snprintf(p->name, sizeof p->name, "%s", name);
+		snprintf(p->address, sizeof p->address, "%s", address);
+		atomic_init(&p->stop, false);
+		p->out = out_ref(c->out);
+		rv = thread_start(peer_thread, p);
+		if (rv != 0) {
+			out_unref(p->out);
+			free(p);
+			return rv;
+		}
+		p->next = c->peers;
+		c->peers = p;
+	}
+	return 0;
+}
+
+int cluster_heartbeat_body_set(struct cluster *c, const char *body)
+{
+	char *copy;
+	int rv;
+
+	rv = out_ensure(c);
+	if (rv != 0) {
+		return rv;
+	}
+	copy = strdup(body);
+	if (copy == NULL) {
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&c->out->mu);
+	free(c->out->body);
+	c->out->body = copy;
+	pthread_mutex_unlock(&c->out->mu);
+	return 0;
+}
+
+/* A broadcast: one sender thread per peer, one waiter on the thread
+ * pool. */
+struct bcast {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	unsigned refs;
+	unsigned pending;
+	size_t n;
+	char (*names)[64];
+	char (*addresses)[256];
+	bool *acked;
+	char *path;
+	char *body;
+	unsigned timeout_ms;
+	struct cluster_out *out; /* referenced */
+	uv_work_t work;
+	cluster_broadcast_cb cb;
+	void *arg;
+};
+
+struct bcast_send {
+	struct bcast *b;
+	size_t i;
+};
+
+static void bcast_unref(struct bcast *b)
+{
+	unsigned refs;
+
+	pthread_mutex_lock(&b->mu);
+	refs = --b->refs;
+	pthread_mutex_unlock(&b->mu);
+	if (refs == 0) {
+		out_unref(b->out);
+		pthread_cond_destroy(&b->cond);
+		pthread_mutex_destroy(&b->mu);
+		free(b->names);
+		free(b->addresses);
+		free(b->acked);
+		free(b->path);
+		free(b->body);
+		free(b);
+	}
+}
+
+static void *bcast_send_thread(void *arg)
+{
+	struct bcast_send *s = arg;
+	struct bcast *b = s->b;
+	char errmsg[CORRAL_ERRMSG_SIZE] = "";
+	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
+	struct cluster_conn conn;
+	SSL_CTX *ctx = NULL;
+	unsigned status = 0;
+	int rv;
+
+	rv = out_take(b->out, &ctx, pin, NULL);
+	if (rv == 0) {
+		rv = cluster__dial(ctx, b->addresses[s->i], pin, &conn, errmsg);
+		SSL_CTX_free(ctx);
+	}
+	if (rv == 0) {
+		struct timeval tv = {
+			.tv_sec = b->timeout_ms / 1000,
+			.tv_usec = (long)(b->timeout_ms % 1000) * 1000,
+		};
+
+		setsockopt(conn.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		rv = cluster__request(&conn, "POST", b->path, NULL, b->body,
+				      &status, NULL, errmsg);
+		cluster__conn_close(&conn);
+	}
+	pthread_mutex_lock(&b->mu);
+	b->acked[s->i] = rv == 0 && status == 200;
+	b->pending--;
+	pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->mu);
+	if (rv != 0) {
+		log_debug("msg=\"notify\" member=%s error=\"%s\"",
+			  b->names[s->i], errmsg);
+	}
+	ERR_clear_error();
+	free(s);
+	bcast_unref(b);
+	OPENSSL_thread_stop();
+	return NULL;
+}
+
+static void bcast_wait_work(uv_work_t *w)
+{
+	struct bcast *b = w->data;
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += b->timeout_ms / 1000;
+	deadline.tv_nsec += (long)(b->timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&b->mu);
+	while (b->pending > 0) {
+		if (pthread_cond_timedwait(&b->cond, &b->mu, &deadline) ==
+		    ETIMEDOUT) {
+			break;
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
+static void bcast_after_work(uv_work_t *w, int status)
+{
+	struct bcast *b = w->data;
+	json_t *missing = json_array();
+	size_t i;
+
+	(void)status;
+	pthread_mutex_lock(&b->mu);
+	for (i = 0; i < b->n && missing != NULL; i++) {
+		if (!b->acked[i]) {
+			json_array_append_new(missing,
+					      json_string(b->names[i]));
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+	b->cb(b->arg, missing);
+	json_decref(missing);
+	bcast_unref(b);
+}
+
+int cluster_broadcast(struct cluster *c,
+		      const char *path,
+		      const char *body,
+		      unsigned timeout_ms,
+		      cluster_broadcast_cb cb,
+		      void *arg)
+{
+	struct cluster_peer *p;
+	struct bcast *b;
+	size_t n = 0;
+	size_t i;
+	int rv;
+
+	rv = out_ensure(c);
+	if (rv != 0) {
+		return rv;
+	}
+	for (p = c->peers; p != NULL; p = p->next) {
+		n++;
+	}
+	b = calloc(1, sizeof *b);
+	if (b == NULL) {
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&b->mu, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	b->refs = 1;
+	b->out = out_ref(c->out);
+	b->names = calloc(n + 1, sizeof *b->names);
+	b->addresses = calloc(n + 1, sizeof *b->addresses);
+	b->acked = calloc(n + 1, sizeof *b->acked);
+	b->path = strdup(path);
+	b->body = strdup(body);
+	if (b->names == NULL || b->addresses == NULL || b->acked == NULL ||
+	    b->path == NULL || b->body == NULL) {
+		bcast_unref(b);
+		return -ENOMEM;
+	}
+	b->n = n;
+	b->timeout_ms = timeout_ms;
+	b->cb = cb;
+	b->arg = arg;
+	for (p = c->peers, i = 0; p != NULL; p = p->next, i++) {
+		snprintf(b->names[i], sizeof b->names[i], "%s", p->name);
+		snprintf(b->addresses[i], sizeof b->addresses[i], "%s",
+			 p->address);
+	}
+	for (i = 0; i < n; i++) {
+		struct bcast_send *s = malloc(sizeof *s);
+
+		if (s == NULL) {
+			continue; /* counted as not acknowledged */
+		}
+		s->b = b;
+		s->i = i;
+		pthread_mutex_lock(&b->mu);
+		b->refs++;
+		b->pending++;
+		pthread_mutex_unlock(&b->mu);
+		if (thread_start(bcast_send_thread, s) != 0) {
+			pthread_mutex_lock(&b->mu);
+			b->refs--;
+			b->pending--;
+			pthread_mutex_unlock(&b->mu);
+			free(s);
+		}
+	}
+	b->work.data = b;
+	rv =
+	    uv_queue_work(c->loop, &b->work, bcast_wait_work, bcast_after_work);
+	if (rv != 0) {
+		bcast_unref(b);
+		return rv;
+	}
+	return 0;
+}
+
+static void cluster__peers_stop(struct cluster *c)
+{
+	while (c->peers != NULL) {
+		struct cluster_peer *p = c->peers;
+
+		c->peers = p->next;
+		atomic_store(&p->stop, true);
+	}
+	if (c->out != NULL) {
+		out_unref(c->out);
+		c->out = NULL;
+	}
 }

@@ -107,6 +107,37 @@ int cluster_key_pair(struct cluster *c,
 		     char *errmsg);
 
 /* ------------------------------------------------------------------------ */
+/* Heartbeats and change notifications                                        */
+
+/* Make the heartbeat threads match @peers (array of {"name", "address"},
+ * borrowed; the other members, this one excluded): one detached thread per
+ * peer sends `POST /internal/heartbeat` with the current heartbeat body
+ * every second on a kept connection, redialing after a failure. Peers no
+ * longer listed (or at a new address) are stopped. Loop only. Returns 0,
+ * -ENOMEM, or -ENOTCONN when this daemon is not a member. */
+int cluster_peers_set(struct cluster *c, json_t *peers);
+
+/* Replace the JSON body heartbeats carry (copied). Loop only. Returns 0
+ * or -ENOMEM. */
+int cluster_heartbeat_body_set(struct cluster *c, const char *body);
+
+/* Completion of cluster_broadcast() on the loop: @missing is the array of
+ * the names of the peers that did not answer 200 in time (borrowed; NULL
+ * on OOM). */
+typedef void (*cluster_broadcast_cb)(void *arg, json_t *missing);
+
+/* Send `POST @path` with the JSON @body (both copied) to every peer set by
+ * cluster_peers_set(), in parallel on fresh connections (one thread per
+ * peer), and call @cb once all answered or @timeout_ms passed. Returns 0
+ * when scheduled (@cb will run), else -ENOMEM or a libuv error. */
+int cluster_broadcast(struct cluster *c,
+		      const char *path,
+		      const char *body,
+		      unsigned timeout_ms,
+		      cluster_broadcast_cb cb,
+		      void *arg);
+
+/* ------------------------------------------------------------------------ */
 /* Membership decisions (pure)                                                */
 
 /* The raft role a member should get once it runs, given the current raft

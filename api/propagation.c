@@ -1,0 +1,598 @@
+/* Propagation between members: heartbeats (liveness and generations),
+ * change notifications after writes, and their acknowledgements.
+ *
+ * Every member sends a heartbeat to every other member each second
+ * (cluster/ threads); the body carries its name and the generations it has
+ * loaded. A receiver records when it last heard from each member (for the
+ * Online/Offline status) and reloads any area a heartbeat shows newer.
+ * After a write that bumped a generation, the member that handled it sends
+ * `POST /internal/changed` to every other member and waits up to
+ * corral.notify_timeout ms for each to answer, which it does once it has
+ * reloaded the area (for trust: the new store installed and the revoked
+ * certificates' connections closed). Messages are JSON. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <corral/cluster.h>
+#include <corral/log.h>
+#include <corral/version.h>
+
+#include "api.h"
+#include "trust.h"
+
+/* The areas, in the order of api_prop.gens. */
+static const char *const prop_areas[API_PROP_AREAS] = { "trust", "projects",
+							"profiles",
+							"instances" };
+
+#define PROP_MAX_SEEN 64
+#define PROP_REFRESH_TICKS 5
+
+struct prop_seen {
+	char name[64];
+	uint64_t ms; /* loop time of the last heartbeat */
+};
+
+struct api_prop {
+	uv_timer_t timer;
+	bool started;
+	unsigned ticks;
+	bool refreshing;
+	bool refresh_wanted;
+	uint64_t started_ms;
+	/* Generations loaded (trust: the trust cache's). */
+	int64_t gens[API_PROP_AREAS];
+	bool trust_reloading;
+	struct prop_seen seen[PROP_MAX_SEEN];
+	size_t n_seen;
+	void (*close_cb)(void *arg);
+	void *close_arg;
+};
+
+static int64_t prop_gen(struct api *a, int i)
+{
+	if (i == 0) {
+		return a->trust != NULL ? trust_cache_generation(a->trust) : -1;
+	}
+	return a->prop != NULL ? a->prop->gens[i] : -1;
+}
+
+void api_prop_gens(struct api *a, int64_t gens[API_PROP_AREAS])
+{
+	int i;
+
+	for (i = 0; i < API_PROP_AREAS; i++) {
+		gens[i] = prop_gen(a, i);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reloading an area                                                          */
+
+struct trust_reload {
+	struct api *a;
+	json_t *identities;
+	int64_t generation;
+	struct api_req *r; /* answered 200 once installed, or NULL */
+};
+
+static int trust_reload_work(struct state_tx *tx, void *arg)
+{
+	struct trust_reload *t = arg;
+
+	return state_trust_snapshot(tx, &t->identities, &t->generation);
+}
+
+static void trust_reload_done(void *arg, int rv, const char *errmsg)
+{
+	struct trust_reload *t = arg;
+
+	if (t->r == NULL && t->a->prop != NULL) {
+		t->a->prop->trust_reloading = false;
+	}
+	if (rv != 0) {
+		log_error("msg=\"load trust store\" error=\"%s\"", errmsg);
+		if (t->r != NULL) {
+			api_reply_error(t->r, 500, "reload trust store: %s",
+					errmsg);
+		}
+	} else {
+		api_trust_install(t->a, t->identities, t->generation);
+		if (t->r != NULL) {
+			api_reply_sync(t->r, 200, json_object(), NULL, NULL);
+		}
+	}
+	json_decref(t->identities);
+	free(t);
+}
+
+/* Reload the trust store; answer @r once installed when not NULL. */
+static void trust_reload(struct api *a, struct api_req *r)
+{
+	struct trust_reload *t;
+
+	if (r == NULL && a->prop->trust_reloading) {
+		return;
+	}
+	t = calloc(1, sizeof *t);
+	if (t == NULL) {
+		if (r != NULL) {
+			api_reply_error(r, 500, "out of memory");
+		}
+		return;
+	}
+	t->a = a;
+	t->r = r;
+	if (r == NULL) {
+		a->prop->trust_reloading = true;
+	}
+	if (state_submit(a->state, false, trust_reload_work, trust_reload_done,
+			 t) != 0) {
+		if (r == NULL) {
+			a->prop->trust_reloading = false;
+		} else {
+			api_reply_error(r, 503, "database not available");
+		}
+		free(t);
+	}
+}
+
+/* Take in the generations @gens (an object, borrowed) seen elsewhere:
+ * reload what is newer. When @r is not NULL it is answered once every
+ * reload is done (only trust takes time). */
+static void prop_apply(struct api *a, json_t *gens, struct api_req *r)
+{
+	bool trust_newer = false;
+	int i;
+
+	for (i = 0; i < API_PROP_AREAS; i++) {
+		json_t *v = json_object_get(gens, prop_areas[i]);
+		int64_t g;
+
+		if (!json_is_integer(v)) {
+			continue;
+		}
+		g = (int64_t)json_integer_value(v);
+		if (g <= prop_gen(a, i)) {
+			continue;
+		}
+		if (i == 0) {
+			trust_newer = true;
+			continue;
+		}
+		/* Projects, profiles, instances: nothing is cached but the
+		 * list answers, keyed by the write generation. */
+		a->prop->gens[i] = g;
+		a->write_gen++;
+	}
+	if (trust_newer) {
+		trust_reload(a, r);
+	} else if (r != NULL) {
+		api_reply_sync(r, 200, json_object(), NULL, NULL);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Peers and heartbeat body                                                   */
+
+static struct prop_seen *seen_find(struct api_prop *p, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_seen; i++) {
+		if (strcmp(p->seen[i].name, name) == 0) {
+			return &p->seen[i];
+		}
+	}
+	return NULL;
+}
+
+static struct prop_seen *seen_add(struct api_prop *p,
+				  const char *name,
+				  uint64_t ms)
+{
+	struct prop_seen *s = seen_find(p, name);
+
+	if (s == NULL && p->n_seen < PROP_MAX_SEEN) {
+		s = &p->seen[p->n_seen++];
+		snprintf(s->name, sizeof s->name, "%s", name);
+		s->ms = ms;
+	}
+	return s;
+}
+
+static json_t *gens_json(struct api *a)
+{
+	json_t *o = json_object();
+	int i;
+
+	for (i = 0; o != NULL && i < API_PROP_AREAS; i++) {
+		json_object_set_new(o, prop_areas[i],
+				    json_integer(prop_gen(a, i)));
+	}
+	return o;
+}
+
+static void body_update(struct api *a)
+{
+	json_t *body;
+	char *text;
+
+	body =
+	    json_pack("{s:s, s:o, s:s}", "name", a->member_name, "generations",
+		      gens_json(a), "version", CORRAL_VERSION);
+	text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+	if (text != NULL) {
+		cluster_heartbeat_body_set(a->cluster, text);
+	}
+	free(text);
+	json_decref(body);
+}
+
+struct refresh {
+	struct api *a;
+	json_t *members;
+	int64_t gens[API_PROP_AREAS];
+};
+
+static int refresh_work(struct state_tx *tx, void *arg)
+{
+	struct refresh *f = arg;
+	int rv;
+	int i;
+
+	rv = state_member_list(tx, &f->members);
+	for (i = 1; rv == 0 && i < API_PROP_AREAS; i++) {
+		rv = state_generation_get(tx, prop_areas[i], &f->gens[i]);
+	}
+	return rv;
+}
+
+static void refresh_done(void *arg, int rv, const char *errmsg)
+{
+	struct refresh *f = arg;
+	struct api *a = f->a;
+	struct api_prop *p = a->prop;
+	json_t *peers = json_array();
+	json_t *gens = json_object();
+	json_t *m;
+	size_t i;
+
+	p->refreshing = false;
+	if (rv != 0) {
+		log_debug("msg=\"member refresh\" error=\"%s\"", errmsg);
+		goto out;
+	}
+	json_array_foreach(f->members, i, m)
+	{
+		const char *name =
+		    json_string_value(json_object_get(m, "name"));
+
+		if (name == NULL || strcmp(name, a->member_name) == 0) {
+			continue;
+		}
+		seen_add(p, name, uv_now(a->loop));
+		json_array_append_new(
+		    peers, json_pack("{s:s, s:O}", "name", name, "address",
+				     json_object_get(m, "address")));
+	}
+	if (cluster_peers_set(a->cluster, peers) != 0) {
+		log_debug(
+		    "msg=\"member refresh\" error=\"cannot start "
+		    "heartbeats\"");
+	}
+	/* A database newer than what is loaded: repair. The first read
+	 * sets what is loaded (nothing is cached yet). */
+	for (i = 1; i < API_PROP_AREAS; i++) {
+		if (p->gens[i] < 0) {
+			p->gens[i] = f->gens[i];
+		} else {
+			json_object_set_new(gens, prop_areas[i],
+					    json_integer(f->gens[i]));
+		}
+	}
+	prop_apply(a, gens, NULL);
+	body_update(a);
+out:
+	json_decref(gens);
+	json_decref(peers);
+	json_decref(f->members);
+	free(f);
+}
+
+static void refresh(struct api *a)
+{
+	struct refresh *f;
+
+	if (a->prop->refreshing) {
+		return;
+	}
+	f = calloc(1, sizeof *f);
+	if (f == NULL) {
+		return;
+	}
+	f->a = a;
+	a->prop->refreshing = true;
+	a->prop->refresh_wanted = false;
+	if (state_submit(a->state, false, refresh_work, refresh_done, f) != 0) {
+		a->prop->refreshing = false;
+		free(f);
+	}
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	struct api *a = t->data;
+	struct api_prop *p = a->prop;
+
+	if (!api_clustered(a) || a->member_name[0] == '\0') {
+		return;
+	}
+	if (p->refresh_wanted || p->ticks++ % PROP_REFRESH_TICKS == 0) {
+		refresh(a);
+	}
+	body_update(a);
+}
+
+static int prop_ensure(struct api *a)
+{
+	int i;
+
+	if (a->prop != NULL) {
+		return 0;
+	}
+	a->prop = calloc(1, sizeof *a->prop);
+	if (a->prop == NULL) {
+		return -ENOMEM;
+	}
+	for (i = 0; i < API_PROP_AREAS; i++) {
+		a->prop->gens[i] = -1;
+	}
+	return 0;
+}
+
+void api_prop_start(struct api *a)
+{
+	if (a->cluster == NULL || prop_ensure(a) != 0 || a->prop->started) {
+		if (a->prop != NULL && a->prop->started) {
+			a->prop->refresh_wanted = true;
+		}
+		return;
+	}
+	a->prop->started_ms = uv_now(a->loop);
+	uv_timer_init(a->loop, &a->prop->timer);
+	a->prop->timer.data = a;
+	uv_timer_start(&a->prop->timer, timer_cb, 0, 1000);
+	a->prop->started = true;
+}
+
+static void timer_closed_cb(uv_handle_t *h)
+{
+	struct api *a = h->data;
+
+	a->prop->close_cb(a->prop->close_arg);
+}
+
+void api_prop_close(struct api *a, void (*cb)(void *arg), void *arg)
+{
+	if (a->prop == NULL || !a->prop->started) {
+		cb(arg);
+		return;
+	}
+	a->prop->started = false;
+	a->prop->close_cb = cb;
+	a->prop->close_arg = arg;
+	uv_close((uv_handle_t *)&a->prop->timer, timer_closed_cb);
+}
+
+void api_prop_destroy(struct api *a)
+{
+	free(a->prop);
+	a->prop = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Member status                                                              */
+
+static unsigned offline_threshold(struct api *a)
+{
+	const char *v = json_string_value(
+	    json_object_get(a->config, "cluster.offline_threshold"));
+	long n = v != NULL ? strtol(v, NULL, 10) : 0;
+
+	return n > 0 ? (unsigned)n : 3;
+}
+
+bool api_prop_member_online(struct api *a,
+			    const char *name,
+			    char *msg,
+			    size_t size)
+{
+	struct prop_seen *s;
+	uint64_t last;
+	uint64_t now = uv_now(a->loop);
+	uint64_t limit = (uint64_t)offline_threshold(a) * 1000;
+
+	snprintf(msg, size, "Fully operational");
+	if (strcmp(name, a->member_name) == 0 || a->prop == NULL) {
+		return true;
+	}
+	s = seen_find(a->prop, name);
+	last = s != NULL ? s->ms : a->prop->started_ms;
+	if (now - last <= limit) {
+		return true;
+	}
+	snprintf(msg, size, "No heartbeat for %llus",
+		 (unsigned long long)((now - last) / 1000));
+	return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Internal endpoints                                                         */
+
+void api_prop_heartbeat(struct api_req *r)
+{
+	struct api *a = r->api;
+	json_t *body = api_body_object(r);
+	const char *name;
+
+	if (body == NULL) {
+		return;
+	}
+	if (prop_ensure(a) != 0) {
+		json_decref(body);
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	name = json_string_value(json_object_get(body, "name"));
+	if (name != NULL) {
+		struct prop_seen *s = seen_find(a->prop, name);
+
+		if (s == NULL) {
+			/* A member this one does not know yet. */
+			a->prop->refresh_wanted = true;
+			s = seen_add(a->prop, name, 0);
+		}
+		if (s != NULL) {
+			s->ms = uv_now(a->loop);
+		}
+	}
+	api_reply_sync(r, 200, json_object(), NULL, NULL);
+	prop_apply(a, json_object_get(body, "generations"), NULL);
+	json_decref(body);
+}
+
+void api_prop_changed(struct api_req *r)
+{
+	struct api *a = r->api;
+	json_t *body = api_body_object(r);
+
+	if (body == NULL) {
+		return;
+	}
+	if (prop_ensure(a) != 0) {
+		json_decref(body);
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	prop_apply(a, json_object_get(body, "generations"), r);
+	json_decref(body);
+}
+
+/* ------------------------------------------------------------------------ */
+/* After a write                                                              */
+
+struct after_write {
+	struct api_db_call *c;
+	void (*done)(struct api_db_call *c);
+	int64_t gens[API_PROP_AREAS];
+};
+
+static void after_write_acked(void *arg, json_t *missing)
+{
+	struct after_write *w = arg;
+	struct api_req *r = w->c->r;
+
+	r->unacked_set = true;
+	if (missing != NULL && json_array_size(missing) > 0) {
+		char *names = json_dumps(missing, JSON_COMPACT);
+
+		log_warn("msg=\"change not acknowledged\" members=%s",
+			 names != NULL ? names : "?");
+		free(names);
+		r->unacked = json_incref(missing);
+	}
+	w->done(w->c);
+	free(w);
+}
+
+static int after_write_work(struct state_tx *tx, void *arg)
+{
+	struct after_write *w = arg;
+	int rv = 0;
+	int i;
+
+	for (i = 0; rv == 0 && i < API_PROP_AREAS; i++) {
+		rv = state_generation_get(tx, prop_areas[i], &w->gens[i]);
+	}
+	return rv;
+}
+
+static unsigned notify_timeout(struct api *a)
+{
+	const char *v = json_string_value(
+	    json_object_get(a->config, "corral.notify_timeout"));
+
+	return v != NULL ? (unsigned)strtoul(v, NULL, 10) : 2000;
+}
+
+static void after_write_done(void *arg, int rv, const char *errmsg)
+{
+	struct after_write *w = arg;
+	struct api *a = w->c->r->api;
+	json_t *changed = json_object();
+	json_t *msg = NULL;
+	char *text = NULL;
+	int i;
+
+	if (rv != 0) {
+		log_warn("msg=\"read generations\" error=\"%s\"", errmsg);
+		goto out;
+	}
+	for (i = 0; i < API_PROP_AREAS && changed != NULL; i++) {
+		if (w->gens[i] > w->c->gens_before[i]) {
+			json_object_set_new(changed, prop_areas[i],
+					    json_integer(w->gens[i]));
+			if (i > 0 && w->gens[i] > a->prop->gens[i]) {
+				a->prop->gens[i] = w->gens[i];
+			}
+		}
+	}
+	if (changed == NULL || json_object_size(changed) == 0) {
+		goto out;
+	}
+	body_update(a);
+	msg = json_pack("{s:s, s:O}", "name", a->member_name, "generations",
+			changed);
+	text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
+	if (text != NULL &&
+	    cluster_broadcast(a->cluster, "/internal/changed", text,
+			      notify_timeout(a), after_write_acked, w) == 0) {
+		free(text);
+		json_decref(msg);
+		json_decref(changed);
+		return;
+	}
+out:
+	free(text);
+	json_decref(msg);
+	json_decref(changed);
+	w->done(w->c);
+	free(w);
+}
+
+int api_prop_after_write(struct api_db_call *c,
+			 void (*done)(struct api_db_call *c))
+{
+	struct api *a = c->r->api;
+	struct after_write *w;
+
+	if (a->cluster == NULL || !api_clustered(a) || a->prop == NULL ||
+	    !a->prop->started) {
+		return -ENOTCONN;
+	}
+	w = calloc(1, sizeof *w);
+	if (w == NULL) {
+		return -ENOMEM;
+	}
+	w->c = c;
+	w->done = done;
+	if (state_submit(a->state, false, after_write_work, after_write_done,
+			 w) != 0) {
+		free(w);
+		return -EAGAIN;
+	}
+	return 0;
+}

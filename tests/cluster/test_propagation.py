@@ -1,0 +1,94 @@
+"""Propagation between members: a revoke is in force on every member when
+the DELETE returns, a profile change is visible everywhere when the PUT
+returns, heartbeats mark a killed member Offline within the threshold, and
+a write while a member is down names it in unacknowledged_members."""
+
+import time
+
+from cluster_helpers import check
+from test_formation import READY, form3
+from test_tls_trust import Client
+
+
+def tls_port(cluster, i):
+    return int(cluster.addresses[i].rsplit(":", 1)[1])
+
+
+def status_of(cluster, d, name):
+    for m in cluster.members_of(d):
+        if m["server_name"] == name:
+            return m["status"], m["message"]
+    raise AssertionError("no member %s" % name)
+
+
+def test_revoke_and_profile_propagate(cluster, tmp_path):
+    m1, m2, m3 = form3(cluster)
+    client = Client(tmp_path, "prop-client")
+    status, _, body = m1.request("POST", "/1.0/certificates", body={
+        "type": "client", "name": "c", "certificate": client.b64})
+    check(status, body, 201)
+    assert body["metadata"]["unacknowledged_members"] is None
+    # Trusted on every member as soon as the POST returned.
+    for i in range(3):
+        st, _ = client.call(tls_port(cluster, i), "GET", "/1.0/profiles")
+        assert st == 200, (i, st)
+    status, _, body = m1.request("DELETE", "/1.0/certificates/" + client.fp)
+    check(status, body)
+    assert body["metadata"]["unacknowledged_members"] is None
+    for i in (1, 2):
+        st, _ = client.call(tls_port(cluster, i), "GET", "/1.0/profiles")
+        assert st == 403, (i, st)
+
+    # A profile change through m2 is visible on m1 and m3 when it returns.
+    status, _, body = m2.request("POST", "/1.0/profiles", body={"name": "p"})
+    check(status, body, 201)
+    status, _, body = m1.request("GET", "/1.0/profiles")
+    check(status, body)
+    status, _, body = m2.request("PUT", "/1.0/profiles/p", body={
+        "description": "changed", "config": {}, "devices": {}})
+    check(status, body)
+    assert body["metadata"]["unacknowledged_members"] is None
+    for d in (m1, m3):
+        status, _, body = d.request("GET", "/1.0/profiles/p")
+        check(status, body)
+        assert body["metadata"]["description"] == "changed"
+        status, _, body = d.request("GET", "/1.0/profiles")
+        check(status, body)
+        assert "/1.0/profiles/p" in body["metadata"]
+
+
+def test_offline_and_unacknowledged(cluster, tmp_path):
+    m1, m2, m3 = form3(cluster)
+    client = Client(tmp_path, "prop-client2")
+    status, _, body = m1.request("POST", "/1.0/certificates", body={
+        "type": "client", "name": "c", "certificate": client.b64})
+    check(status, body, 201)
+    deadline = time.monotonic() + 5
+    while status_of(cluster, m1, "m3")[0] != "Online":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    m3.kill()
+    killed = time.monotonic()
+    for d in (m1, m2):
+        while True:
+            st, msg = status_of(cluster, d, "m3")
+            if st == "Offline":
+                assert msg.startswith("No heartbeat for ")
+                break
+            assert time.monotonic() - killed < 4.5, "m3 still Online"
+            time.sleep(0.1)
+    assert status_of(cluster, m1, "m2")[0] == "Online"
+
+    start = time.monotonic()
+    status, _, body = m1.request("DELETE", "/1.0/certificates/" + client.fp)
+    took = time.monotonic() - start
+    check(status, body)
+    assert took < 2.5, took
+    assert body["metadata"]["unacknowledged_members"] == ["m3"]
+    st, _ = client.call(tls_port(cluster, 1), "GET", "/1.0/profiles")
+    assert st == 403
+
+    m3.start(ready_path=READY, timeout=30)
+    st, _ = client.call(tls_port(cluster, 2), "GET", "/1.0/profiles")
+    assert st == 403
