@@ -407,6 +407,11 @@ matched:
 		reply_not_allowed(r);
 		return;
 	}
+	/* Bounded staleness (propagation.c): a member out of contact with a
+	 * quorum refuses TLS clients but GET / and GET /1.0. */
+	if (api_prop_refuse(r)) {
+		return;
+	}
 	if (!api__authorized(r)) {
 		return;
 	}

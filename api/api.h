@@ -378,6 +378,18 @@ bool api_prop_member_online(struct api *a,
 			    char *msg,
 			    size_t size);
 
+/* Whether this member is stale: clustered and out of contact with a
+ * quorum of the database voters for longer than corral.stale_bound ms,
+ * or back in contact but not yet reloaded. Loop only; starts the repair
+ * when contact is back. A standalone daemon is never stale. */
+bool api_prop_stale(struct api *a);
+
+/* The staleness check of the dispatcher: when @r came over TLS, is not
+ * GET / or GET /1.0 nor a member channel route (/internal/...), and this
+ * member is stale, answer 503 "member out of contact with the cluster"
+ * and return true; else return false. */
+bool api_prop_refuse(struct api_req *r);
+
 /* POST /internal/heartbeat and POST /internal/changed handlers. */
 void api_prop_heartbeat(struct api_req *r);
 void api_prop_changed(struct api_req *r);

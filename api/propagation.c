@@ -9,7 +9,13 @@
  * `POST /internal/changed` to every other member and waits up to
  * corral.notify_timeout ms for each to answer, which it does once it has
  * reloaded the area (for trust: the new store installed and the revoked
- * certificates' connections closed). Messages are JSON. */
+ * certificates' connections closed). Messages are JSON.
+ *
+ * Bounded staleness: a member that has heard from (or got a heartbeat
+ * answer from) too few of the database voters to make a majority, itself
+ * included, for longer than corral.stale_bound ms is stale. A stale member
+ * refuses TLS clients (api_prop_refuse()) until it is back in contact and
+ * a member list read and a trust store reload have succeeded. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +35,7 @@ static const char *const prop_areas[API_PROP_AREAS] = { "trust", "projects",
 
 #define PROP_MAX_SEEN 64
 #define PROP_REFRESH_TICKS 5
+#define PROP_MAX_RAFT 64
 
 struct prop_seen {
 	char name[64];
@@ -47,6 +54,14 @@ struct api_prop {
 	bool trust_reloading;
 	struct prop_seen seen[PROP_MAX_SEEN];
 	size_t n_seen;
+	/* The database voters of the last member list read (names). */
+	char voters[PROP_MAX_SEEN][64];
+	size_t n_voters;
+	bool voters_known;
+	/* Staleness: out of contact with a quorum; a repair (member list
+	 * read, then trust store reload) is in flight. */
+	bool stale;
+	bool repairing;
 	void (*close_cb)(void *arg);
 	void *close_arg;
 };
@@ -76,7 +91,10 @@ struct trust_reload {
 	json_t *identities;
 	int64_t generation;
 	struct api_req *r; /* answered 200 once installed, or NULL */
+	bool repair;       /* the reload that ends staleness */
 };
+
+static bool prop_in_contact(struct api *a);
 
 static int trust_reload_work(struct state_tx *tx, void *arg)
 {
@@ -89,8 +107,11 @@ static void trust_reload_done(void *arg, int rv, const char *errmsg)
 {
 	struct trust_reload *t = arg;
 
-	if (t->r == NULL && t->a->prop != NULL) {
+	if (t->r == NULL && !t->repair && t->a->prop != NULL) {
 		t->a->prop->trust_reloading = false;
+	}
+	if (t->repair && t->a->prop != NULL) {
+		t->a->prop->repairing = false;
 	}
 	if (rv != 0) {
 		log_error("msg=\"load trust store\" error=\"%s\"", errmsg);
@@ -100,6 +121,11 @@ static void trust_reload_done(void *arg, int rv, const char *errmsg)
 		}
 	} else {
 		api_trust_install(t->a, t->identities, t->generation);
+		if (t->repair && t->a->prop != NULL && prop_in_contact(t->a)) {
+			t->a->prop->stale = false;
+			t->a->write_gen++;
+			log_info("msg=\"back in contact with the cluster\"");
+		}
 		if (t->r != NULL) {
 			api_reply_sync(t->r, 200, json_object(), NULL, NULL);
 		}
@@ -108,12 +134,13 @@ static void trust_reload_done(void *arg, int rv, const char *errmsg)
 	free(t);
 }
 
-/* Reload the trust store; answer @r once installed when not NULL. */
-static void trust_reload(struct api *a, struct api_req *r)
+/* Reload the trust store; answer @r once installed when not NULL. A
+ * @repair reload ends staleness once installed. */
+static void trust_reload_ext(struct api *a, struct api_req *r, bool repair)
 {
 	struct trust_reload *t;
 
-	if (r == NULL && a->prop->trust_reloading) {
+	if (r == NULL && !repair && a->prop->trust_reloading) {
 		return;
 	}
 	t = calloc(1, sizeof *t);
@@ -125,18 +152,28 @@ static void trust_reload(struct api *a, struct api_req *r)
 	}
 	t->a = a;
 	t->r = r;
-	if (r == NULL) {
+	t->repair = repair;
+	if (repair) {
+		a->prop->repairing = true;
+	} else if (r == NULL) {
 		a->prop->trust_reloading = true;
 	}
 	if (state_submit(a->state, false, trust_reload_work, trust_reload_done,
 			 t) != 0) {
-		if (r == NULL) {
+		if (repair) {
+			a->prop->repairing = false;
+		} else if (r == NULL) {
 			a->prop->trust_reloading = false;
 		} else {
 			api_reply_error(r, 503, "database not available");
 		}
 		free(t);
 	}
+}
+
+static void trust_reload(struct api *a, struct api_req *r)
+{
+	trust_reload_ext(a, r, false);
 }
 
 /* Take in the generations @gens (an object, borrowed) seen elsewhere:
@@ -235,6 +272,9 @@ struct refresh {
 	struct api *a;
 	json_t *members;
 	int64_t gens[API_PROP_AREAS];
+	struct state_raft_node nodes[PROP_MAX_RAFT];
+	size_t n_nodes;
+	int raft_rv; /* of state_raft_nodes() */
 };
 
 static int refresh_work(struct state_tx *tx, void *arg)
@@ -243,11 +283,59 @@ static int refresh_work(struct state_tx *tx, void *arg)
 	int rv;
 	int i;
 
+	uint64_t leader;
+
 	rv = state_member_list(tx, &f->members);
 	for (i = 1; rv == 0 && i < API_PROP_AREAS; i++) {
 		rv = state_generation_get(tx, prop_areas[i], &f->gens[i]);
 	}
+	if (rv == 0) {
+		f->raft_rv = state_raft_nodes(tx, f->nodes, PROP_MAX_RAFT,
+					      &f->n_nodes, &leader);
+	}
 	return rv;
+}
+
+/* Whether member @m (of the member list) is a database voter in @f. */
+static bool refresh_is_voter(const struct refresh *f, json_t *m)
+{
+	json_int_t id = json_integer_value(json_object_get(m, "id"));
+	size_t i;
+
+	if (f->raft_rv == -ENOTSUP) {
+		return true; /* no dqlite (unit tests): every member votes */
+	}
+	for (i = 0; i < f->n_nodes; i++) {
+		if (f->nodes[i].id == (uint64_t)id) {
+			return f->nodes[i].role == 0;
+		}
+	}
+	return false;
+}
+
+/* Take the voters of the member list @f read. */
+static void voters_set(struct api_prop *p, const struct refresh *f)
+{
+	json_t *m;
+	size_t i;
+
+	if (f->raft_rv != 0 && f->raft_rv != -ENOTSUP) {
+		return; /* keep the previous voters */
+	}
+	p->n_voters = 0;
+	json_array_foreach(f->members, i, m)
+	{
+		const char *name =
+		    json_string_value(json_object_get(m, "name"));
+
+		if (name != NULL && p->n_voters < PROP_MAX_SEEN &&
+		    refresh_is_voter(f, m)) {
+			snprintf(p->voters[p->n_voters],
+				 sizeof p->voters[p->n_voters], "%s", name);
+			p->n_voters++;
+		}
+	}
+	p->voters_known = p->n_voters > 0;
 }
 
 static void refresh_done(void *arg, int rv, const char *errmsg)
@@ -295,6 +383,12 @@ static void refresh_done(void *arg, int rv, const char *errmsg)
 	}
 	prop_apply(a, gens, NULL);
 	body_update(a);
+	voters_set(p, f);
+	/* Back in contact after staleness: the database answered, reload
+	 * the trust store before serving TLS clients again. */
+	if (p->stale && !p->repairing && prop_in_contact(a)) {
+		trust_reload_ext(a, NULL, true);
+	}
 out:
 	json_decref(gens);
 	json_decref(peers);
@@ -330,6 +424,7 @@ static void timer_cb(uv_timer_t *t)
 	if (!api_clustered(a) || a->member_name[0] == '\0') {
 		return;
 	}
+	api_prop_stale(a);
 	if (p->refresh_wanted || p->ticks++ % PROP_REFRESH_TICKS == 0) {
 		refresh(a);
 	}
@@ -427,6 +522,88 @@ bool api_prop_member_online(struct api *a,
 	snprintf(msg, size, "No heartbeat for %llus",
 		 (unsigned long long)((now - last) / 1000));
 	return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Bounded staleness                                                          */
+
+static uint64_t stale_bound(struct api *a)
+{
+	const char *v =
+	    json_string_value(json_object_get(a->config, "corral.stale_bound"));
+	long n = v != NULL ? strtol(v, NULL, 10) : 0;
+
+	return n > 0 ? (uint64_t)n : 3000;
+}
+
+/* Whether a majority of the voters (this member included when it votes)
+ * was heard from, or answered a heartbeat, within corral.stale_bound. */
+static bool prop_in_contact(struct api *a)
+{
+	struct api_prop *p = a->prop;
+	uint64_t now = uv_now(a->loop);
+	uint64_t bound = stale_bound(a);
+	size_t in = 0;
+	size_t i;
+
+	for (i = 0; i < p->n_voters; i++) {
+		const char *name = p->voters[i];
+		struct prop_seen *s;
+		uint64_t last;
+		uint64_t answered;
+
+		if (strcmp(name, a->member_name) == 0) {
+			in++;
+			continue;
+		}
+		s = seen_find(p, name);
+		last = s != NULL ? s->ms : p->started_ms;
+		answered = cluster_peer_answered_ms(a->cluster, name);
+		if (answered > last) {
+			last = answered;
+		}
+		if (last >= now || now - last <= bound) {
+			in++;
+		}
+	}
+	return 2 * in > p->n_voters;
+}
+
+bool api_prop_stale(struct api *a)
+{
+	struct api_prop *p = a->prop;
+
+	if (a->cluster == NULL || p == NULL || !p->started ||
+	    !p->voters_known || !api_clustered(a)) {
+		return false;
+	}
+	if (!p->stale) {
+		if (prop_in_contact(a)) {
+			return false;
+		}
+		p->stale = true;
+		log_warn(
+		    "msg=\"out of contact with the cluster\" "
+		    "stale_bound_ms=%llu",
+		    (unsigned long long)stale_bound(a));
+	} else if (!p->repairing && prop_in_contact(a)) {
+		p->refresh_wanted = true; /* the repair starts there */
+	}
+	return true;
+}
+
+bool api_prop_refuse(struct api_req *r)
+{
+	const char *path = r->route->path;
+	bool get = r->http->method == HTTP_GET || r->http->method == HTTP_HEAD;
+
+	if (!r->tls || strncmp(path, "/internal/", 10) == 0 ||
+	    (get && (strcmp(path, "/") == 0 || strcmp(path, "/1.0") == 0)) ||
+	    !api_prop_stale(r->api)) {
+		return false;
+	}
+	api_reply_error(r, 503, "member out of contact with the cluster");
+	return true;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -605,6 +605,8 @@ struct cluster_peer {
 	char name[64];
 	char address[256];
 	atomic_bool stop;
+	/* uv_hrtime() in ms of the last 200 answer, 0 before the first. */
+	_Atomic uint64_t answered_ms;
 	struct cluster_peer *next; /* the module's list (loop only) */
 };
 
@@ -697,6 +699,10 @@ static void *peer_thread(void *arg)
 				rv = CORRAL_EPROTO;
 				corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
 					    "HTTP %u", status);
+			}
+			if (rv == 0) {
+				atomic_store(&p->answered_ms,
+					     uv_hrtime() / 1000000);
 			}
 			if (rv != 0) {
 				cluster__conn_close(&conn);
@@ -827,6 +833,7 @@ int cluster_peers_set(struct cluster *c, json_t *peers)
 		snprintf(p->name, sizeof p->name, "%s", name);
 		snprintf(p->address, sizeof p->address, "%s", address);
 		atomic_init(&p->stop, false);
+		atomic_init(&p->answered_ms, 0);
 		p->out = out_ref(c->out);
 		rv = thread_start(peer_thread, p);
 		if (rv != 0) {
@@ -836,6 +843,18 @@ int cluster_peers_set(struct cluster *c, json_t *peers)
 		}
 		p->next = c->peers;
 		c->peers = p;
+	}
+	return 0;
+}
+
+uint64_t cluster_peer_answered_ms(const struct cluster *c, const char *name)
+{
+	const struct cluster_peer *p;
+
+	for (p = c->peers; p != NULL; p = p->next) {
+		if (strcmp(p->name, name) == 0) {
+			return atomic_load(&p->answered_ms);
+		}
 	}
 	return 0;
 }

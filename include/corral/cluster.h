@@ -117,6 +117,11 @@ int cluster_key_pair(struct cluster *c,
  * -ENOMEM, or -ENOTCONN when this daemon is not a member. */
 int cluster_peers_set(struct cluster *c, json_t *peers);
 
+/* When peer @name last answered a heartbeat with 200: uv_hrtime() in
+ * milliseconds (the clock of uv_now()), 0 when it never did or is not a
+ * peer. Loop only. */
+uint64_t cluster_peer_answered_ms(const struct cluster *c, const char *name);
+
 /* Replace the JSON body heartbeats carry (copied). Loop only. Returns 0
  * or -ENOMEM. */
 int cluster_heartbeat_body_set(struct cluster *c, const char *body);

@@ -18,6 +18,8 @@ Environment:
   CORRAL_BENCH_CORRALD  daemon binary (default bin/corrald)
   CORRAL_BENCH_LOADGEN  load generator (default build/default/bench/loadgen)
   CORRAL_BENCH_REVOKES  number of revocations for the revoke latency (default 20)
+  CORRAL_BENCH_ONLY     run only the benchmarks whose name starts with this
+                        (e.g. `cluster`: the 3-member cluster benchmarks)
 
 Only the Python standard library is used.
 """
@@ -44,6 +46,7 @@ CORRALD = Path(os.environ.get("CORRAL_BENCH_CORRALD", ROOT / "bin" / "corrald"))
 LOADGEN = Path(
     os.environ.get("CORRAL_BENCH_LOADGEN", ROOT / "build" / "default" / "bench" / "loadgen")
 )
+ONLY = os.environ.get("CORRAL_BENCH_ONLY", "")
 SECONDS = float(os.environ.get("CORRAL_BENCH_SECONDS", "10"))
 STARTS = int(os.environ.get("CORRAL_BENCH_STARTS", "5"))
 REVOKES = int(os.environ.get("CORRAL_BENCH_REVOKES", "20"))
@@ -807,6 +810,367 @@ def bench_tls_revoke(ctx):
               file=sys.stderr)
 
 
+# Cluster benchmarks: three members on 127.0.0.1, formed over the Unix
+# sockets the way tests/cluster does (enable on the first, join tokens for
+# the others).
+
+
+CLUSTER_REVOKES = 10
+CLUSTER_PUTS = 20
+CLUSTER_OP_TIMEOUT = 30
+
+
+def wait_op(d, doc, what):
+    """Wait for the operation of an async answer; BenchError unless it
+    succeeded."""
+    op = doc["operation"]
+    conn = HTTPConn.unix(d.sock, timeout=CLUSTER_OP_TIMEOUT + 5)
+    try:
+        status, out = conn.request("GET", f"{op}/wait?timeout={CLUSTER_OP_TIMEOUT}")
+    finally:
+        conn.close()
+    check_2xx(f"{what}: wait", status, out)
+    if out["metadata"]["status"] != "Success":
+        raise BenchError(f"{what}: {out['metadata'].get('err')}")
+
+
+def unix_request(d, method, path, body=None, timeout=10.0):
+    conn = HTTPConn.unix(d.sock, timeout=timeout)
+    try:
+        return conn.request(method, path, body)
+    finally:
+        conn.close()
+
+
+def member_status(d):
+    """{name: (status, roles)} from GET /1.0/cluster/members on d."""
+    doc = api(d.sock, "GET", "/1.0/cluster/members?recursion=1")
+    return {m["server_name"]: (m["status"], m["roles"]) for m in doc["metadata"]}
+
+
+class BenchCluster:
+    """Three corrald members on 127.0.0.1 (ephemeral ports), m1 enabled,
+    m2 and m3 joined with tokens. formation_s: from spawning the daemons
+    (in parallel) to m1 listing three members Online."""
+
+    NAMES = ("m1", "m2", "m3")
+
+    def __init__(self, ctx, record=False):
+        self.ctx = ctx
+        self.record = record
+        self.members = {}  # name -> Daemon
+        self.addresses = {}  # name -> HOST:PORT
+        self.formation_s = None
+
+    def _listen(self, name, d):
+        body = {"config": {"core.https_address": "127.0.0.1:0"}}
+        api(d.sock, "PATCH", "/1.0", body)
+        env = api(d.sock, "GET", "/1.0")["metadata"]["environment"]
+        self.addresses[name] = env["addresses"][0]
+        if self.record and name == "m1":
+            self.ctx.command("each member: serve HTTPS on an ephemeral port",
+                             curl(d.sock, "PATCH", "/1.0", body))
+
+    def start(self):
+        import threading
+        ctx = self.ctx
+        daemons = []
+        for name in self.NAMES:
+            ctx._seq += 1
+            d = Daemon(ctx, f"cluster-{name}-{ctx._seq}")
+            ctx.daemons.append(d)
+            daemons.append(d)
+            self.members[name] = d
+        if self.record:
+            ctx.command("3 members, spawned together, each on a fresh state dir",
+                        daemons[0].argv)
+        errors = []
+
+        def run(d):
+            try:
+                d.start()
+            except BenchError as e:
+                errors.append(e)
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=run, args=(d,)) for d in daemons]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        m1 = self.members["m1"]
+        for name, d in self.members.items():
+            self._listen(name, d)
+        body = {"server_name": "m1", "enabled": True}
+        if self.record:
+            ctx.command("enable clustering on m1",
+                        curl(m1.sock, "PUT", "/1.0/cluster", body))
+        wait_op(m1, api(m1.sock, "PUT", "/1.0/cluster", body), "enable")
+        cert = api(m1.sock, "GET", "/1.0")["metadata"]["environment"]["certificate"]
+        for name in ("m2", "m3"):
+            d = self.members[name]
+            tok = api(m1.sock, "POST", "/1.0/cluster/members",
+                      {"server_name": name})["metadata"]["metadata"]
+            join = {"server_name": name, "server_address": self.addresses[name],
+                    "cluster_address": self.addresses["m1"],
+                    "cluster_certificate": cert,
+                    "cluster_password": tok["secret"], "enabled": True}
+            if self.record and name == "m2":
+                ctx.command("a join token for m2 (and m3), through m1",
+                            curl(m1.sock, "POST", "/1.0/cluster/members",
+                                 {"server_name": name}))
+                shown = dict(join, cluster_certificate="<m1 GET /1.0 "
+                             "environment.certificate>",
+                             cluster_password="<token secret>",
+                             server_address="<m2 address>",
+                             cluster_address="<m1 address>")
+                ctx.command("join m2 (and m3) over its own Unix socket",
+                            curl(d.sock, "PUT", "/1.0/cluster", shown))
+            wait_op(d, api(d.sock, "PUT", "/1.0/cluster", join), f"join {name}")
+        deadline = time.perf_counter() + 30
+        while True:
+            st = member_status(m1)
+            if len(st) == 3 and all(s == "Online" for s, _ in st.values()):
+                break
+            if time.perf_counter() > deadline:
+                raise BenchError(f"cluster members not Online: {st}")
+            time.sleep(0.005)
+        self.formation_s = time.perf_counter() - t0
+        return self
+
+    def leader(self, via="m1"):
+        for name, (_, roles) in member_status(self.members[via]).items():
+            if "database-leader" in roles:
+                return name
+        return None
+
+    def tls(self, name, context, timeout=5.0):
+        host, _, port = self.addresses[name].rpartition(":")
+        raw = socket.create_connection((host, int(port)), timeout)
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return HTTPConn(context.wrap_socket(raw))
+        except BaseException:
+            raw.close()
+            raise
+
+    def tls_status(self, name, context, path):
+        """Status of one TLS GET on a new connection (None: closed)."""
+        try:
+            conn = self.tls(name, context)
+        except (OSError, ssl.SSLError):
+            return None
+        try:
+            return conn.request("GET", path)[0]
+        except (PeerClosed, OSError):
+            return None
+        finally:
+            conn.close()
+
+    def stop(self):
+        for d in self.members.values():
+            d.stop()
+
+
+def client_cert(ctx, name):
+    """A self-signed EC P-384 client certificate: (crt, key, b64 DER, fp)."""
+    crt = str(ctx.workdir / f"{name}.crt")
+    key = str(ctx.workdir / f"{name}.key")
+    argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+            "ec_paramgen_curve:secp384r1", "-nodes", "-days", "1",
+            "-subj", f"/CN={name}", "-keyout", key, "-out", crt]
+    res = subprocess.run(argv, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise BenchError(f"openssl req: {res.stderr.strip()}")
+    der = ssl.PEM_cert_to_DER_cert(Path(crt).read_text())
+    return crt, key, base64.b64encode(der).decode(), hashlib.sha256(der).hexdigest()
+
+
+def bench_cluster(ctx):
+    """Formation; revoke through m1 and refusal on m2 and m3; profile PUT
+    through m2; kill -9 of m3 until Offline on m1 and m2. Then a second
+    cluster: kill -9 of the leader until a write through a survivor
+    succeeds."""
+    c = BenchCluster(ctx, record=True).start()
+    formation = len(ctx.rows)
+    try:
+        cluster_revoke(ctx, c)
+        cluster_profile_put(ctx, c)
+        cluster_offline(ctx, c)
+    finally:
+        c.stop()
+    c2 = BenchCluster(ctx).start()
+    try:
+        ctx.rows.insert(formation, (
+            "cluster: formation (spawn of 3 members -> 3 listed Online)",
+            f"{c.formation_s:.2f} s",
+            f"second cluster {c2.formation_s:.2f} s; spawn together, "
+            "enable m1, join m2 then m3 with tokens, poll GET "
+            "/1.0/cluster/members on m1 every 5 ms"))
+        cluster_failover(ctx, c2)
+    finally:
+        c2.stop()
+
+
+def cluster_revoke(ctx, c):
+    m1 = c.members["m1"]
+    crt, key, b64, fp = client_cert(ctx, "cluster-bench")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.load_cert_chain(crt, key)
+    trust = {"type": "client", "name": "cb", "certificate": b64}
+    path = f"/1.0/certificates/{fp}"
+    ctx.command(f"cluster revoke, {CLUSTER_REVOKES}x (in run.py: trust the "
+                "certificate through m1, TLS GET /1.0/projects on m2 and m3 "
+                "-> 200, then) revoke through m1",
+                curl(m1.sock, "DELETE", path))
+    ctx.command("... then poll a new TLS connection to m2 and to m3 until "
+                "refused (403 or closed)",
+                f"curl -sS -k --cert {crt} --key {key} "
+                "https://$M2_ADDR/1.0/projects  # and $M3_ADDR")
+    unix = HTTPConn.unix(m1.sock)
+    deletes, refused, unacked, accepted = [], [], 0, 0
+    try:
+        for i in range(CLUSTER_REVOKES):
+            status, doc = unix.request("POST", "/1.0/certificates", trust)
+            check_2xx("POST /1.0/certificates", status, doc)
+            for name in ("m2", "m3"):
+                st = c.tls_status(name, context, "/1.0/projects")
+                if st != 200:
+                    raise BenchError(f"TLS GET on {name} with the trusted "
+                                     f"certificate: {st}")
+            t0 = time.perf_counter()
+            status, doc = unix.request("DELETE", path)
+            t1 = time.perf_counter()
+            check_2xx(f"DELETE {path}", status, doc)
+            if doc["metadata"].get("unacknowledged_members"):
+                unacked += 1
+            worst = 0.0
+            for name in ("m2", "m3"):
+                first = True
+                while True:
+                    st = c.tls_status(name, context, "/1.0/projects")
+                    if st is None or st == 403:
+                        break
+                    if first and 200 <= st < 300:
+                        accepted += 1
+                    first = False
+                    if time.perf_counter() - t1 > 10:
+                        raise BenchError(f"{name} still accepts the revoked "
+                                         "certificate 10 s after the DELETE")
+                    time.sleep(0.001)
+                worst = max(worst, time.perf_counter() - t0)
+            deletes.append(t1 - t0)
+            refused.append(worst)
+    finally:
+        unix.close()
+    ctx.row(f"cluster: revoke DELETE through m1 (median of {CLUSTER_REVOKES})",
+            duration(statistics.median(deletes)),
+            f"max {duration(max(deletes))}; includes the change notification "
+            f"acknowledged by m2 and m3; unacknowledged in {unacked} runs")
+    bad = f"**{accepted}**" if accepted else "0"
+    ctx.row(f"cluster: DELETE sent -> refused on m2 and m3 "
+            f"(median of {CLUSTER_REVOKES})",
+            duration(statistics.median(refused)),
+            f"max {duration(max(refused))}; the later of the two first "
+            "refusals, each on a new TLS connection (handshake included); "
+            f"accepted on the first request after the DELETE returned: {bad}")
+    if accepted:
+        ctx.failed = True
+
+
+def cluster_profile_put(ctx, c):
+    m2 = c.members["m2"]
+    api(m2.sock, "POST", "/1.0/profiles", {"name": "bench"})
+    body = {"description": "x", "config": {}, "devices": {}}
+    ctx.command(f"profile PUT through m2, {CLUSTER_PUTS}x over a keep-alive "
+                "Unix connection (profile created first)",
+                curl(m2.sock, "PUT", "/1.0/profiles/bench", body))
+    unix = HTTPConn.unix(m2.sock)
+    times = []
+    try:
+        for i in range(CLUSTER_PUTS):
+            body["description"] = f"run {i}"
+            t0 = time.perf_counter()
+            status, doc = unix.request("PUT", "/1.0/profiles/bench", body)
+            times.append(time.perf_counter() - t0)
+            check_2xx("PUT /1.0/profiles/bench", status, doc)
+    finally:
+        unix.close()
+    for name in ("m1", "m3"):
+        got = api(c.members[name].sock, "GET", "/1.0/profiles/bench")
+        if got["metadata"]["description"] != body["description"]:
+            raise BenchError(f"{name} does not see the last PUT")
+    ctx.row(f"cluster: profile PUT through m2 (median of {CLUSTER_PUTS})",
+            duration(statistics.median(times)),
+            f"max {duration(max(times))}; visible on m1 and m3 when it "
+            "returns (change notification acknowledged)")
+
+
+def cluster_offline(ctx, c):
+    victim = c.members["m3"]
+    ctx.command("member kill: kill -9 m3, then poll GET /1.0/cluster/members "
+                "on m1 and m2 every 50 ms until m3 is Offline",
+                "kill -9 $M3_PID")
+    victim.proc.kill()
+    t0 = time.perf_counter()
+    victim.proc.wait()
+    seen = {}
+    while len(seen) < 2:
+        for name in ("m1", "m2"):
+            if name in seen:
+                continue
+            if member_status(c.members[name])["m3"][0] == "Offline":
+                seen[name] = time.perf_counter() - t0
+        if time.perf_counter() - t0 > 30:
+            raise BenchError(f"m3 not Offline after 30 s: {seen}")
+        time.sleep(0.05)
+    ctx.row("cluster: member kill -9 -> Offline on the others",
+            f"{max(seen.values()):.2f} s",
+            f"m1 {seen['m1']:.2f} s, m2 {seen['m2']:.2f} s; "
+            "cluster.offline_threshold 3 s (default), heartbeats every 1 s, "
+            "polled every 50 ms")
+
+
+def cluster_failover(ctx, c):
+    leader = c.leader()
+    if leader is None:
+        raise BenchError("no database-leader listed")
+    survivor = next(n for n in c.NAMES if n != leader)
+    d = c.members[survivor]
+    api(d.sock, "POST", "/1.0/profiles", {"name": "failover"})
+    body = {"description": "x", "config": {}, "devices": {}}
+    ctx.command("failover (second cluster): kill -9 the database-leader, "
+                "then PUT through a survivor every 10 ms until one succeeds",
+                curl(d.sock, "PUT", "/1.0/profiles/failover", body))
+    c.members[leader].proc.kill()
+    t0 = time.perf_counter()
+    attempts, last = 0, None
+    while True:
+        attempts += 1
+        body["description"] = f"attempt {attempts}"
+        try:
+            status, doc = unix_request(d, "PUT", "/1.0/profiles/failover",
+                                       body, timeout=5.0)
+            if 200 <= status < 300:
+                break
+            last = f"HTTP {status}: {doc.get('error') if doc else ''}"
+        except (PeerClosed, OSError) as e:
+            last = str(e)
+        if time.perf_counter() - t0 > 60:
+            raise BenchError(f"no successful write 60 s after the leader "
+                             f"kill; last: {last}")
+        time.sleep(0.01)
+    took = time.perf_counter() - t0
+    c.members[leader].proc.wait()
+    ctx.row("cluster: leader kill -9 -> first successful write through a "
+            "survivor", f"{took:.2f} s",
+            f"{leader} was leader, writes through {survivor}; {attempts} "
+            f"attempts, last failure: {last}")
+
+
 BENCHMARKS = [
     bench_start_to_ready,
     bench_idle_rss,
@@ -820,6 +1184,7 @@ BENCHMARKS = [
     tls_load("certificates", "/1.0/certificates", 1),
     tls_load("certificates", "/1.0/certificates", 8),
     bench_tls_revoke,
+    bench_cluster,
 ]
 
 
@@ -860,6 +1225,8 @@ def report(ctx):
 
 def main():
     for path in (CORRALD, LOADGEN):
+        if path == LOADGEN and ONLY.startswith("cluster"):
+            continue
         if not os.access(path, os.X_OK):
             print(f"bench: {path} is missing; run `make bench`", file=sys.stderr)
             return 2
@@ -872,6 +1239,8 @@ def main():
     try:
         for bench in BENCHMARKS:
             name = bench.__name__.removeprefix("bench_")
+            if not name.startswith(ONLY):
+                continue
             print(f"bench: {name}...", file=sys.stderr, flush=True)
             try:
                 bench(ctx)
