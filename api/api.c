@@ -173,6 +173,37 @@ static void reply_not_allowed(struct api_req *r)
 	api__reply_error_headers(r, 405, allow, "method not allowed");
 }
 
+/* --- ?target forwarding (issue 7) --- */
+/* A request a member forwarded (?target=): take the original caller's
+ * identity from the API_FWD_* headers, only when the TLS caller is a
+ * member; trust is decided again here for that caller (never for the
+ * member certificate). Headers from anyone else are ignored. */
+static void api__forwarded_identity(struct api *a, struct api_req *r)
+{
+	const char *proto = http_request_header(r->http, API_FWD_PROTOCOL);
+	const char *fp = http_request_header(r->http, API_FWD_FINGERPRINT);
+	const char *addr = http_request_header(r->http, API_FWD_ADDRESS);
+
+	if (proto == NULL || !r->tls || !api_cluster_from_member(r)) {
+		return;
+	}
+	r->peer_x509 = NULL;
+	if (strcmp(proto, "unix") == 0) {
+		r->tls = false;
+		r->trusted = true;
+		r->fingerprint[0] = '\0';
+	} else {
+		r->tls = true;
+		snprintf(r->fingerprint, sizeof r->fingerprint, "%s",
+			 fp != NULL && strlen(fp) == 64 ? fp : "");
+		r->trusted = api__trusted(a, r->fingerprint, NULL);
+	}
+	r->forwarded = true;
+	snprintf(r->remote_addr, sizeof r->remote_addr, "%s",
+		 addr != NULL ? addr : "?");
+}
+/* --- end ?target forwarding --- */
+
 /* Who is calling: the Unix socket is a trusted admin; a TLS client is
  * identified by its certificate's fingerprint. */
 static void api__authenticate(struct api *a,
@@ -188,6 +219,7 @@ static void api__authenticate(struct api *a,
 	r->tls = http_conn_transport_data(conn) != NULL;
 	r->fingerprint[0] = '\0';
 	r->peer_x509 = NULL;
+	r->forwarded = false;
 	if (!r->tls) {
 		r->trusted = true;
 		snprintf(r->remote_addr, sizeof r->remote_addr, "@");
@@ -215,6 +247,7 @@ static void api__authenticate(struct api *a,
 		}
 	}
 	snprintf(r->remote_addr, sizeof r->remote_addr, "%s:%u", host, port);
+	api__forwarded_identity(a, r);
 }
 
 bool api_conn_subject(struct api *a,
@@ -413,6 +446,10 @@ matched:
 		return;
 	}
 	if (!api__authorized(r)) {
+		return;
+	}
+	/* ?target=MEMBER: that member answers (endpoints_cluster.c). */
+	if (api_cluster_forward(r)) {
 		return;
 	}
 	/* Before the database is up only the early GETs are served. */

@@ -128,6 +128,9 @@ struct api_req {
 	char fingerprint[65]; /* TLS client certificate, "" when none */
 	void *peer_x509;      /* X509 * of the TLS client, borrowed, or NULL */
 	char remote_addr[64]; /* "ip:port" of a TLS client, "@" for Unix */
+	/* Forwarded by a member (?target=): the identity above is the
+	 * original caller's, from the API_FWD_* headers. */
+	bool forwarded;
 	char errmsg[CORRAL_ERRMSG_SIZE];
 	/* Set after a change notification: api_reply_sync() adds
 	 * "unacknowledged_members" (this array, owned, or null) to the
@@ -303,6 +306,28 @@ bool api_clustered(const struct api *a);
  * true to go on; otherwise the request is answered (403) or parked until
  * the trust store is reloaded, then dispatched or refused. */
 bool api_cluster_authorize(struct api_req *r, bool join);
+
+/* Headers carrying the original caller of a request a member forwards
+ * (?target=MEMBER), honoured only on a connection authenticated by a
+ * member's server certificate: "tls" or "unix", the caller's certificate
+ * fingerprint ("" when none), its address. */
+#define API_FWD_PROTOCOL "X-Corral-Forwarded-Protocol"
+#define API_FWD_FINGERPRINT "X-Corral-Forwarded-Fingerprint"
+#define API_FWD_ADDRESS "X-Corral-Forwarded-Address"
+
+/* Whether @r arrived over TLS from a member: its certificate is a `server`
+ * identity in the trust store (before the database can be read: listed in
+ * cluster.members). Never a database round trip. */
+bool api_cluster_from_member(struct api_req *r);
+
+/* ?target=NAME naming another member: forward @r over the member channel
+ * to that member, with the original caller's identity in the API_FWD_*
+ * headers, and relay its answer (the member authorizes the caller again).
+ * An unknown member is answered 404. Returns true when @r was taken (it
+ * is or will be answered), false to serve it here (no target, this
+ * member's name, an internal route, a request forwarded already, or a
+ * standalone daemon). */
+bool api_cluster_forward(struct api_req *r);
 
 /* After a trust store install: keep cluster.members in step with the
  * `server` identities of @identities (borrowed). */

@@ -1702,6 +1702,29 @@ static void get_member(struct api_req *r)
 
 /* Remove the member: its row, its server identity, then its raft node
  * (last, so that a failure before leaves everything as it was). */
+
+/* REMOVE node @id from raft when the configuration lists it: after
+ * `corrald --recover` the other members are no longer in it. */
+static int raft_remove_listed(struct state_tx *tx, uint64_t id)
+{
+	struct state_raft_node nodes[MAX_RAFT_NODES];
+	uint64_t leader = 0;
+	size_t n = 0;
+	size_t i;
+	int rv;
+
+	rv = state_raft_nodes(tx, nodes, MAX_RAFT_NODES, &n, &leader);
+	if (rv != 0) {
+		return rv;
+	}
+	for (i = 0; i < n; i++) {
+		if (nodes[i].id == id) {
+			return state_raft_remove(tx, id);
+		}
+	}
+	return 0;
+}
+
 static int delete_member_work(struct state_tx *tx, void *arg)
 {
 	struct ccall *cc = arg;
@@ -1758,7 +1781,7 @@ static int delete_member_work(struct state_tx *tx, void *arg)
 		rv = state_trust_snapshot(tx, &cc->trust, &cc->trust_gen);
 	}
 	if (rv == 0) {
-		rv = state_raft_remove(tx, (uint64_t)id);
+		rv = raft_remove_listed(tx, (uint64_t)id);
 	}
 	return rv;
 }
@@ -1812,3 +1835,95 @@ const struct api_route api_routes_cluster[] = {
 
 const unsigned api_n_routes_cluster =
     sizeof api_routes_cluster / sizeof api_routes_cluster[0];
+
+/* ------------------------------------------------------------------------ */
+/* ?target=MEMBER forwarding                                                  */
+
+bool api_cluster_from_member(struct api_req *r)
+{
+	return member_check(r) == 1;
+}
+
+struct forward_call {
+	struct api_req *r;
+	char target[64];
+};
+
+/* Answer @r with the member's @status and @body as they are. */
+static void forward_finish(struct api_req *r, unsigned status, const char *body)
+{
+	struct http_conn *conn = r->conn;
+
+	log_debug("msg=\"request\" method=%s path=%s status=%u forwarded=1",
+		  http_method_str(r->http->method), r->http->path, status);
+	http_conn_respond(conn, status, NULL, NULL, body, strlen(body), false);
+	http_conn_unref(conn);
+	json_decref(r->unacked);
+	free(r);
+}
+
+static void forward_done(void *arg,
+			 int rv,
+			 unsigned status,
+			 const char *body,
+			 const char *errmsg)
+{
+	struct forward_call *f = arg;
+
+	if (rv != 0) {
+		api_reply_error(f->r, 503, "forward to member \"%s\": %s",
+				f->target, errmsg);
+	} else {
+		forward_finish(f->r, status, body);
+	}
+	free(f);
+}
+
+bool api_cluster_forward(struct api_req *r)
+{
+	struct api *a = r->api;
+	struct forward_call *f;
+	char headers[512];
+	int rv;
+
+	if (r->forwarded || strncmp(r->route->path, "/internal/", 10) == 0) {
+		return false;
+	}
+	f = calloc(1, sizeof *f);
+	if (f == NULL) {
+		api_reply_error(r, 500, "out of memory");
+		return true;
+	}
+	f->r = r;
+	rv = api_query(r, "target", f->target, sizeof f->target);
+	if (rv == -ENOENT || (rv >= 0 && f->target[0] == '\0') ||
+	    a->cluster == NULL || !api_clustered(a) ||
+	    strcmp(f->target, a->member_name) == 0) {
+		free(f);
+		return false;
+	}
+	if (rv < 0) {
+		free(f);
+		api_reply_error(r, 400, "invalid target");
+		return true;
+	}
+	snprintf(headers, sizeof headers,
+		 API_FWD_PROTOCOL ": %s\r\n" API_FWD_FINGERPRINT
+				  ": %s\r\n" API_FWD_ADDRESS ": %s\r\n",
+		 r->tls ? "tls" : "unix", r->fingerprint, r->remote_addr);
+	rv = cluster_forward(a->cluster, f->target,
+			     http_method_str(r->http->method), r->http->url,
+			     headers, r->http->body, forward_done, f);
+	if (rv == -ENOENT) {
+		api_reply_error(r, 404, "cluster member \"%s\" not found",
+				f->target);
+		free(f);
+		return true;
+	}
+	if (rv != 0) {
+		api_reply_error(r, 500, "forward to member \"%s\": %s",
+				f->target, corral_strerror(rv));
+		free(f);
+	}
+	return true;
+}

@@ -40,6 +40,7 @@ static const char *const prop_areas[API_PROP_AREAS] = { "trust", "projects",
 struct prop_seen {
 	char name[64];
 	uint64_t ms; /* loop time of the last heartbeat */
+	bool heard;  /* a heartbeat arrived from it (it runs as a member) */
 };
 
 struct api_prop {
@@ -62,6 +63,10 @@ struct api_prop {
 	 * read, then trust store reload) is in flight. */
 	bool stale;
 	bool repairing;
+	/* Role rebalancing: this member's node led at the last member list
+	 * read; a role change is in flight. */
+	bool leading;
+	bool rebalancing;
 	void (*close_cb)(void *arg);
 	void *close_arg;
 };
@@ -275,6 +280,7 @@ struct refresh {
 	struct state_raft_node nodes[PROP_MAX_RAFT];
 	size_t n_nodes;
 	int raft_rv; /* of state_raft_nodes() */
+	uint64_t leader;
 };
 
 static int refresh_work(struct state_tx *tx, void *arg)
@@ -283,15 +289,13 @@ static int refresh_work(struct state_tx *tx, void *arg)
 	int rv;
 	int i;
 
-	uint64_t leader;
-
 	rv = state_member_list(tx, &f->members);
 	for (i = 1; rv == 0 && i < API_PROP_AREAS; i++) {
 		rv = state_generation_get(tx, prop_areas[i], &f->gens[i]);
 	}
 	if (rv == 0) {
 		f->raft_rv = state_raft_nodes(tx, f->nodes, PROP_MAX_RAFT,
-					      &f->n_nodes, &leader);
+					      &f->n_nodes, &f->leader);
 	}
 	return rv;
 }
@@ -336,6 +340,110 @@ static void voters_set(struct api_prop *p, const struct refresh *f)
 		}
 	}
 	p->voters_known = p->n_voters > 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Role rebalancing (the leader only)                                         */
+
+struct rebalance {
+	struct api *a;
+	struct cluster_rebalance change;
+};
+
+static unsigned config_uint(struct api *a, const char *key, unsigned def)
+{
+	const char *v = json_string_value(json_object_get(a->config, key));
+	long n = v != NULL ? strtol(v, NULL, 10) : -1;
+
+	return n >= 0 ? (unsigned)n : def;
+}
+
+static int rebalance_work(struct state_tx *tx, void *arg)
+{
+	struct rebalance *b = arg;
+
+	return state_raft_assign(tx, b->change.id, b->change.role);
+}
+
+static void rebalance_done(void *arg, int rv, const char *errmsg)
+{
+	struct rebalance *b = arg;
+	struct api *a = b->a;
+
+	if (a->prop != NULL) {
+		a->prop->rebalancing = false;
+		a->prop->refresh_wanted = true; /* the next change, if any */
+	}
+	if (rv != 0) {
+		log_warn(
+		    "msg=\"rebalance roles\" node=%llu role=%d error=\"%s\"",
+		    (unsigned long long)b->change.id, b->change.role, errmsg);
+	} else {
+		log_info("msg=\"rebalanced roles\" node=%llu role=%d",
+			 (unsigned long long)b->change.id, b->change.role);
+	}
+	free(b);
+}
+
+/* On the leader: make one role change when the member list @f read calls
+ * for it (cluster_rebalance_choose()). A member counts as Online for a
+ * promotion only once a heartbeat came from it (a member still joining
+ * takes its role itself). */
+static void rebalance(struct api *a, const struct refresh *f)
+{
+	struct api_prop *p = a->prop;
+	bool online[PROP_MAX_RAFT];
+	struct rebalance *b;
+	json_t *m;
+	size_t i;
+	size_t j;
+
+	p->leading = f->raft_rv == 0 && f->leader != 0 &&
+		     f->leader == state_node_id(a->state);
+	if (!p->leading || p->rebalancing) {
+		return;
+	}
+	for (i = 0; i < f->n_nodes; i++) {
+		online[i] = f->nodes[i].id == f->leader;
+		json_array_foreach(f->members, j, m)
+		{
+			const char *name =
+			    json_string_value(json_object_get(m, "name"));
+			json_int_t id =
+			    json_integer_value(json_object_get(m, "id"));
+			struct prop_seen *s;
+			char msg[64];
+
+			if (name == NULL || (uint64_t)id != f->nodes[i].id ||
+			    online[i]) {
+				continue;
+			}
+			s = seen_find(p, name);
+			online[i] =
+			    api_prop_member_online(a, name, msg, sizeof msg) &&
+			    (f->nodes[i].role == 0 || (s != NULL && s->heard));
+		}
+	}
+	b = calloc(1, sizeof *b);
+	if (b == NULL) {
+		return;
+	}
+	b->a = a;
+	if (cluster_rebalance_choose(f->nodes, online, f->n_nodes,
+				     config_uint(a, "cluster.max_voters", 3),
+				     config_uint(a, "cluster.max_standby", 2),
+				     &b->change) != 1) {
+		free(b);
+		return;
+	}
+	log_info("msg=\"rebalance roles\" node=%llu role=%d",
+		 (unsigned long long)b->change.id, b->change.role);
+	p->rebalancing = true;
+	if (state_submit(a->state, false, rebalance_work, rebalance_done, b) !=
+	    0) {
+		p->rebalancing = false;
+		free(b);
+	}
 }
 
 static void refresh_done(void *arg, int rv, const char *errmsg)
@@ -384,6 +492,7 @@ static void refresh_done(void *arg, int rv, const char *errmsg)
 	prop_apply(a, gens, NULL);
 	body_update(a);
 	voters_set(p, f);
+	rebalance(a, f);
 	/* Back in contact after staleness: the database answered, reload
 	 * the trust store before serving TLS clients again. */
 	if (p->stale && !p->repairing && prop_in_contact(a)) {
@@ -425,7 +534,9 @@ static void timer_cb(uv_timer_t *t)
 		return;
 	}
 	api_prop_stale(a);
-	if (p->refresh_wanted || p->ticks++ % PROP_REFRESH_TICKS == 0) {
+	/* The leader reads the member list every second: it rebalances. */
+	if (p->refresh_wanted || p->leading ||
+	    p->ticks++ % PROP_REFRESH_TICKS == 0) {
 		refresh(a);
 	}
 	body_update(a);
@@ -634,6 +745,7 @@ void api_prop_heartbeat(struct api_req *r)
 		}
 		if (s != NULL) {
 			s->ms = uv_now(a->loop);
+			s->heard = true;
 		}
 	}
 	api_reply_sync(r, 200, json_object(), NULL, NULL);

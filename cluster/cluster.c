@@ -28,6 +28,9 @@
 /* Interval between two heartbeats to a peer. */
 #define CLUSTER_HEARTBEAT_MS 1000
 
+/* How long a forwarded request waits for the member's answer. */
+#define CLUSTER_FORWARD_TIMEOUT_S 30
+
 struct cluster_out;
 struct cluster_peer;
 
@@ -1098,4 +1101,125 @@ static void cluster__peers_stop(struct cluster *c)
 		out_unref(c->out);
 		c->out = NULL;
 	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* Forwarding a request to one member                                         */
+
+struct forward {
+	uv_work_t work;
+	struct cluster_out *out; /* referenced */
+	char address[256];
+	char *method;
+	char *target;
+	char *headers;
+	char *body;
+	int rv;
+	unsigned status;
+	char *answer;
+	char errmsg[CORRAL_ERRMSG_SIZE];
+	cluster_forward_cb cb;
+	void *arg;
+};
+
+static void forward_free(struct forward *f)
+{
+	out_unref(f->out);
+	free(f->method);
+	free(f->target);
+	free(f->headers);
+	free(f->body);
+	free(f->answer);
+	free(f);
+}
+
+static void forward_work_cb(uv_work_t *w)
+{
+	struct forward *f = w->data;
+	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
+	struct cluster_conn conn;
+	SSL_CTX *ctx = NULL;
+	struct timeval tv = { .tv_sec = CLUSTER_FORWARD_TIMEOUT_S };
+
+	f->rv = out_take(f->out, &ctx, pin, NULL);
+	if (f->rv != 0) {
+		corral_errf(f->errmsg, sizeof f->errmsg,
+			    "member channel not ready");
+		return;
+	}
+	f->rv = cluster__dial(ctx, f->address, pin, &conn, f->errmsg);
+	SSL_CTX_free(ctx);
+	if (f->rv != 0) {
+		goto out;
+	}
+	setsockopt(conn.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	f->rv = cluster__request(&conn, f->method, f->target, f->headers,
+				 f->body, &f->status, &f->answer, f->errmsg);
+	cluster__conn_close(&conn);
+out:
+	ERR_clear_error();
+}
+
+static void forward_after_cb(uv_work_t *w, int status)
+{
+	struct forward *f = w->data;
+
+	if (status != 0 && f->rv == 0) {
+		f->rv = status;
+		corral_errf(f->errmsg, sizeof f->errmsg, "cancelled");
+	}
+	f->cb(f->arg, f->rv, f->status, f->answer != NULL ? f->answer : "",
+	      f->errmsg);
+	forward_free(f);
+}
+
+int cluster_forward(struct cluster *c,
+		    const char *name,
+		    const char *method,
+		    const char *target,
+		    const char *headers,
+		    const char *body,
+		    cluster_forward_cb cb,
+		    void *arg)
+{
+	struct cluster_peer *p;
+	struct forward *f;
+	int rv;
+
+	for (p = c->peers; p != NULL; p = p->next) {
+		if (strcmp(p->name, name) == 0) {
+			break;
+		}
+	}
+	if (p == NULL) {
+		return -ENOENT;
+	}
+	rv = out_ensure(c);
+	if (rv != 0) {
+		return rv;
+	}
+	f = calloc(1, sizeof *f);
+	if (f == NULL) {
+		return -ENOMEM;
+	}
+	f->out = out_ref(c->out);
+	snprintf(f->address, sizeof f->address, "%s", p->address);
+	f->method = strdup(method);
+	f->target = strdup(target);
+	f->headers = strdup(headers != NULL ? headers : "");
+	f->body = strdup(body != NULL ? body : "");
+	if (f->method == NULL || f->target == NULL || f->headers == NULL ||
+	    f->body == NULL) {
+		forward_free(f);
+		return -ENOMEM;
+	}
+	f->cb = cb;
+	f->arg = arg;
+	f->work.data = f;
+	rv =
+	    uv_queue_work(c->loop, &f->work, forward_work_cb, forward_after_cb);
+	if (rv != 0) {
+		forward_free(f);
+	}
+	return rv;
 }

@@ -950,6 +950,63 @@ int state_reconfigure(struct state *s,
 	return rv;
 }
 
+int state_recover(struct state *s,
+		  uint64_t *id,
+		  char *address,
+		  size_t size,
+		  char *errmsg)
+{
+	struct dqlite_node_info_ext info = { .size = sizeof info };
+	struct stat st;
+	char path[4200];
+	bool fresh = false;
+	int rv;
+
+	snprintf(path, sizeof path, "%s/info", s->db_dir);
+	if (stat(path, &st) != 0) {
+		rv = -errno;
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "%s: %s", path,
+			    strerror(errno));
+		return rv;
+	}
+	rv = node_info(s, &fresh, errmsg);
+	if (rv != 0) {
+		return rv;
+	}
+	if (s->address[0] == '@') {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "this server is not a cluster member");
+		return CORRAL_EINVALID;
+	}
+	rv = dqlite_node_create(s->node_id, s->address, s->db_dir, &s->node);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "dqlite_node_create(): %s",
+			    s->node != NULL ? dqlite_node_errmsg(s->node)
+					    : "out of memory");
+		rv = CORRAL_EDBFAIL;
+		goto out;
+	}
+	info.id = s->node_id;
+	info.address = (uint64_t)(uintptr_t)s->address;
+	info.dqlite_role = DQLITE_PROTO_ROLE_VOTER;
+	if (dqlite_node_recover_ext(s->node, &info, 1) != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "dqlite_node_recover_ext(): %s",
+			    dqlite_node_errmsg(s->node));
+		rv = CORRAL_EDBFAIL;
+		goto out;
+	}
+	*id = s->node_id;
+	snprintf(address, size, "%s", s->address);
+out:
+	if (s->node != NULL) {
+		dqlite_node_destroy(s->node);
+		s->node = NULL;
+	}
+	return rv;
+}
+
 void state_set_connect(struct state *s, state_connect_fn fn, void *arg)
 {
 	s->connect = fn;

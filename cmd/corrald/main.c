@@ -33,7 +33,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"Usage: corrald [--state-dir DIR] [--group NAME] [--debug] "
-		"[--log-file FILE]\n"
+		"[--log-file FILE] [--recover]\n"
 		"\n"
 		"  --state-dir DIR  state directory (default $CORRAL_DIR, "
 		"else /var/lib/corral)\n"
@@ -41,6 +41,10 @@ static void usage(FILE *out)
 		"corral if it exists)\n"
 		"  --debug          log every request\n"
 		"  --log-file FILE  log to FILE instead of stderr\n"
+		"  --recover        with corrald stopped: make this member "
+		"the only\n"
+		"                   database voter after quorum loss, then "
+		"exit\n"
 		"  --version        print the version\n");
 }
 
@@ -100,6 +104,40 @@ static void signal_cb(uv_signal_t *sig, int signum)
 	daemon_stop(d);
 }
 
+/* --recover: with the daemon stopped (the state dir is locked), make this
+ * member the only voter of the raft configuration and say so. */
+static int recover_run(const char *dir, int lock_fd)
+{
+	struct state_config scfg = { .dir = dir };
+	struct state *s = NULL;
+	char errmsg[CORRAL_ERRMSG_SIZE] = "";
+	char address[256] = "";
+	uint64_t id = 0;
+	int rv;
+
+	rv = state_create(NULL, &scfg, &s, errmsg);
+	if (rv != 0) {
+		goto out;
+	}
+	rv = state_recover(s, &id, address, sizeof address, errmsg);
+	state_destroy(s);
+out:
+	node_dir_unlock(dir, lock_fd);
+	if (rv != 0) {
+		fprintf(stderr, "Error: recover: %s\n", errmsg);
+		log_close();
+		return 1;
+	}
+	printf(
+	    "Recovered the database of %s: this member (raft node %llu at "
+	    "%s) is now\nthe only database voter. Start corrald on it; "
+	    "the other members are out of\nthe raft configuration "
+	    "(remove them with `corral cluster remove --force`).\n",
+	    dir, (unsigned long long)id, address);
+	log_close();
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -108,6 +146,7 @@ int main(int argc, char **argv)
 		{ "debug", no_argument, NULL, 'd' },
 		{ "log-file", required_argument, NULL, 'l' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "recover", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -125,6 +164,7 @@ int main(int argc, char **argv)
 	char *pem = NULL;
 	size_t pem_len;
 	bool debug = false;
+	bool recover = false;
 	bool generated;
 	int lock_fd = -1;
 	int c;
@@ -143,6 +183,9 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			log_file = optarg;
+			break;
+		case 'R':
+			recover = true;
 			break;
 		case 'V':
 			printf("%s\n", CORRAL_VERSION);
@@ -182,6 +225,9 @@ int main(int argc, char **argv)
 	rv = node_dir_lock(dir, &lock_fd, errmsg);
 	if (rv != 0) {
 		goto err;
+	}
+	if (recover) {
+		return recover_run(dir, lock_fd);
 	}
 	rv = cert_ensure(dir, "server.crt", "server.key", &generated, errmsg);
 	if (rv != 0) {

@@ -142,6 +142,31 @@ int cluster_broadcast(struct cluster *c,
 		      cluster_broadcast_cb cb,
 		      void *arg);
 
+/* Completion of cluster_forward() on the loop: @rv 0 with the member's
+ * HTTP @status and @body (borrowed, "" when empty), else an error with
+ * @errmsg. */
+typedef void (*cluster_forward_cb)(void *arg,
+				   int rv,
+				   unsigned status,
+				   const char *body,
+				   const char *errmsg);
+
+/* Send `@method @target` (the request target, query included) with the
+ * extra header lines @headers ("Name: value\r\n"..., or NULL) and the JSON
+ * @body (or NULL) to peer @name (one set by cluster_peers_set()), on a
+ * fresh member channel connection (this member's server.crt, the peer
+ * pinned to cluster.crt) off the loop; waits up to 30 s for the answer.
+ * All strings are copied. Returns 0 when scheduled (@cb will run), -ENOENT
+ * when @name is not a peer, -ENOMEM or a libuv error. Loop only. */
+int cluster_forward(struct cluster *c,
+		    const char *name,
+		    const char *method,
+		    const char *target,
+		    const char *headers,
+		    const char *body,
+		    cluster_forward_cb cb,
+		    void *arg);
+
 /* ------------------------------------------------------------------------ */
 /* Membership decisions (pure)                                                */
 
@@ -160,5 +185,27 @@ int cluster_role_choose(const struct state_raft_node *nodes,
  * array ["database-leader", "database"], ["database"],
  * ["database-standby"] or []. NULL on OOM. */
 json_t *cluster_roles_json(int role, bool leader);
+
+/* One role change decided by cluster_rebalance_choose(). */
+struct cluster_rebalance {
+	uint64_t id; /* the raft node to change */
+	int role;    /* its new raft role (0 voter, 1 stand-by, 2 spare) */
+};
+
+/* The next role change the leader should make, given the raft
+ * configuration @nodes (@n entries) and whether each member is Online
+ * (@online[i], heartbeat within cluster.offline_threshold; the leader
+ * itself is Online): while fewer than @max_voters voters are Online, an
+ * Online stand-by (else spare) becomes a voter; once @max_voters voters are
+ * Online, an Offline voter becomes a spare; then an Online spare becomes a
+ * stand-by while fewer than @max_standby stand-bys are Online. Returns 1
+ * with *@out filled, or 0 when nothing is to change. One change at a time:
+ * call again once it is made. */
+int cluster_rebalance_choose(const struct state_raft_node *nodes,
+			     const bool *online,
+			     size_t n,
+			     unsigned max_voters,
+			     unsigned max_standby,
+			     struct cluster_rebalance *out);
 
 #endif /* CORRAL_CLUSTER_H */

@@ -200,6 +200,19 @@ int state_reconfigure(struct state *s,
 		      state_ready_cb cb,
 		      void *arg);
 
+/* Recovery after quorum loss, with the daemon stopped and the node never
+ * started (between state_create() and state_destroy()): rewrite the raft
+ * configuration in DIR/database to the single voter that is this member
+ * (dqlite_node_recover_ext()), so the next start elects it alone with all
+ * the data it has. Its id and raft address go to *@id and @address (@size
+ * bytes). Returns 0, CORRAL_EINVALID when this server is not a cluster
+ * member, or another negative code, with @errmsg. */
+int state_recover(struct state *s,
+		  uint64_t *id,
+		  char *address,
+		  size_t size,
+		  char *errmsg);
+
 /* A raft member as dqlite reports it. */
 struct state_raft_node {
 	uint64_t id;

@@ -1,0 +1,86 @@
+"""?target=MEMBER: a request is forwarded over the member channel to the
+named member, which authorizes the original caller again."""
+
+import http.client
+import json
+import ssl
+import time
+
+from cluster_helpers import check
+from test_formation import form3
+from test_tls_trust import Client
+
+
+def tls_port(cluster, i):
+    return int(cluster.addresses[i].rsplit(":", 1)[1])
+
+
+def raw_call(client, port, method, path, headers):
+    conn = client.connect(port)
+    try:
+        conn.request(method, path, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read() or b"null")
+    finally:
+        conn.close()
+
+
+def wait_peers(cluster, d, name):
+    # Peers are learned from the member list (every 5 s at most).
+    deadline = time.monotonic() + 10
+    while True:
+        status, _, body = d.request("GET", "/1.0?target=" + name)
+        if status == 200:
+            return body
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
+
+
+def test_target_forwarding(cluster, tmp_path):
+    m1, m2, m3 = form3(cluster)
+    body = wait_peers(cluster, m1, "m2")
+    # Through m1's Unix socket: m2 answers.
+    assert body["metadata"]["environment"]["server_name"] == "m2"
+    status, _, body = m1.request("GET", "/1.0?target=m1")
+    check(status, body)
+    assert body["metadata"]["environment"]["server_name"] == "m1"
+
+    client = Client(tmp_path, "target-client")
+    status, _, body = m1.request("POST", "/1.0/certificates", body={
+        "type": "client", "name": "tc", "certificate": client.b64})
+    check(status, body, 201)
+    port1 = tls_port(cluster, 0)
+    st, body = client.call(port1, "GET", "/1.0?target=m3")
+    assert st == 200, body
+    assert body["metadata"]["auth"] == "trusted"
+    assert body["metadata"]["environment"]["server_name"] == "m3"
+    # m3 serves the caller (a member certificate alone would get 403).
+    st, body = client.call(port1, "GET", "/1.0/profiles?target=m3")
+    assert st == 200, body
+    st, body = client.call(port1, "POST", "/1.0/profiles?target=m2",
+                           body={"name": "via-m2"})
+    assert st == 201, body
+    status, _, body = m3.request("GET", "/1.0/profiles/via-m2")
+    check(status, body)
+
+    # An unknown member.
+    st, body = client.call(port1, "GET", "/1.0?target=nope")
+    assert st == 404, body
+    assert "nope" in body["error"], body
+
+    # An untrusted client: 403, forged forwarding headers change nothing.
+    stranger = Client(tmp_path, "stranger")
+    st, body = stranger.call(port1, "GET", "/1.0/profiles?target=m2")
+    assert st == 403, body
+    st, body = raw_call(stranger, port1, "GET", "/1.0/profiles?target=m2", {
+        "X-Corral-Forwarded-Protocol": "unix"})
+    assert st == 403, body
+    st, body = raw_call(stranger, tls_port(cluster, 1), "GET",
+                        "/1.0/profiles", {
+                            "X-Corral-Forwarded-Protocol": "tls",
+                            "X-Corral-Forwarded-Fingerprint": client.fp})
+    assert st == 403, body
+    # GET /1.0 is open: m2 answers the stranger as untrusted.
+    st, body = stranger.call(port1, "GET", "/1.0?target=m2")
+    assert st == 200, body
+    assert body["metadata"]["auth"] == "untrusted"
