@@ -1786,37 +1786,40 @@ static int delete_member_work(struct state_tx *tx, void *arg)
 	return rv;
 }
 
-static void delete_member_done(void *arg, int rv, const char *errmsg)
+/* The removal as a database call: db.c installs the new trust store and
+ * waits for the other members to acknowledge it before the answer leaves,
+ * so the removed member is refused everywhere when the DELETE returns. */
+static int delete_member_db_work(struct state_tx *tx, struct api_db_call *c)
 {
-	struct ccall *cc = arg;
+	struct ccall cc;
+	int rv;
 
+	memset(&cc, 0, sizeof cc);
+	snprintf(cc.name, sizeof cc.name, "%.63s", c->name);
+	rv = delete_member_work(tx, &cc);
 	if (rv != 0) {
-		corral_errf(cc->errmsg, sizeof cc->errmsg, "%s", errmsg);
-		ccall_fail(cc, rv, "remove member");
-		return;
+		json_decref(cc.trust);
+		return rv;
 	}
-	api_trust_install(cc->a, cc->trust, cc->trust_gen);
-	log_info("msg=\"member removed\" name=%s", cc->name);
-	api_reply_sync(cc->r, 200, json_object(), NULL, NULL);
-	cc->r = NULL;
-	ccall_free(cc);
+	c->trust_snapshot = cc.trust;
+	c->trust_gen = cc.trust_gen;
+	c->out = json_object();
+	log_info("msg=\"member removed\" name=%s", c->name);
+	return 0;
 }
 
 static void delete_member(struct api_req *r)
 {
-	struct ccall *cc;
+	struct api_db_call *c;
 
 	if (!api_clustered(r->api)) {
 		api_reply_error(r, 400, "this server is not clustered");
 		return;
 	}
-	cc = ccall_new(r);
-	if (cc == NULL) {
-		return;
+	c = api_db_call_new(r);
+	if (c != NULL) {
+		api_db_run(c, true, delete_member_db_work);
 	}
-	snprintf(cc->name, sizeof cc->name, "%s", r->match.params[0]);
-	ccall_submit(cc, true, delete_member_work, delete_member_done,
-		     "remove member");
 }
 
 const struct api_route api_routes_cluster[] = {

@@ -364,16 +364,24 @@ static void pool_release(struct state *s, struct pool_conn *pc)
 	pthread_mutex_unlock(&s->mu);
 }
 
-/* Run @fn in a transaction when @write (worker thread). */
-static int run_work(struct state *s,
-		    bool write,
-		    state_work_fn fn,
-		    void *arg,
-		    char *errmsg)
+/* One attempt of run_work(). *@retry is set when the attempt failed
+ * because the connection broke or its node is not (or no longer) the
+ * leader, at a point where doing it again is safe: for a read always (reads
+ * are idempotent), for a write only when it failed before any statement of
+ * the transaction ran. */
+static int run_work_once(struct state *s,
+			 bool write,
+			 state_work_fn fn,
+			 void *arg,
+			 char *errmsg,
+			 bool *retry)
 {
 	struct pool_conn *pc;
 	struct state_tx tx;
+	bool started = false;
 	int rv;
+
+	*retry = false;
 
 	if (s->stopping || s->node == NULL) {
 		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
@@ -399,6 +407,7 @@ static int run_work(struct state *s,
 			goto done;
 		}
 	}
+	started = true;
 	rv = fn(&tx, arg);
 	if (write) {
 		if (rv == 0) {
@@ -423,12 +432,33 @@ done:
 	/* Leadership moved: the next use reconnects to the new leader. */
 	if (pc->client.broken || rv == CORRAL_ENOTLEADER) {
 		pool_conn_close(pc);
+		*retry = !write || !started;
 	}
 	pool_release(s, pc);
 	if (rv != 0) {
 		corral_errf(
 		    errmsg, CORRAL_ERRMSG_SIZE, "%s",
 		    tx.errmsg[0] != '\0' ? tx.errmsg : corral_strerror(rv));
+	}
+	return rv;
+}
+
+/* Run @fn in a transaction when @write (worker thread). A failure caused
+ * by a connection to a node that died or lost leadership is retried once on
+ * a fresh connection, which finds the current leader, when that is safe
+ * (see run_work_once()); otherwise it is reported. */
+static int run_work(struct state *s,
+		    bool write,
+		    state_work_fn fn,
+		    void *arg,
+		    char *errmsg)
+{
+	bool retry;
+	int rv;
+
+	rv = run_work_once(s, write, fn, arg, errmsg, &retry);
+	if (rv != 0 && retry && !s->stopping) {
+		rv = run_work_once(s, write, fn, arg, errmsg, &retry);
 	}
 	return rv;
 }
