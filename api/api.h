@@ -21,8 +21,8 @@ struct api_req;
 struct api_prop;
 
 /* Areas whose generations members compare: trust, projects, profiles,
- * instances (api/propagation.c). */
-#define API_PROP_AREAS 4
+ * instances, config (api/propagation.c). */
+#define API_PROP_AREAS 5
 
 /* A handler answers with one of the api_reply_*() calls, at once or later
  * on the loop. */

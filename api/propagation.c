@@ -30,8 +30,17 @@
 
 /* The areas, in the order of api_prop.gens. */
 static const char *const prop_areas[API_PROP_AREAS] = { "trust", "projects",
-							"profiles",
-							"instances" };
+							"profiles", "instances",
+							"config" };
+
+#define PROP_CONFIG 4
+
+/* A change notification waiting for a config reload. */
+struct config_waiter {
+	struct api_req *r;
+	bool trust; /* then reload the trust store before answering */
+	struct config_waiter *next;
+};
 
 #define PROP_MAX_SEEN 64
 #define PROP_REFRESH_TICKS 5
@@ -53,6 +62,14 @@ struct api_prop {
 	/* Generations loaded (trust: the trust cache's). */
 	int64_t gens[API_PROP_AREAS];
 	bool trust_reloading;
+	/* Config view reloads: one in flight, read at least @config_target;
+	 * another wanted for @config_next (waiters in @next_waiters). */
+	bool config_reloading;
+	int64_t config_target;
+	struct config_waiter *waiters;
+	bool config_again;
+	int64_t config_next;
+	struct config_waiter *next_waiters;
 	struct prop_seen seen[PROP_MAX_SEEN];
 	size_t n_seen;
 	/* The database voters of the last member list read (names). */
@@ -181,12 +198,103 @@ static void trust_reload(struct api *a, struct api_req *r)
 	trust_reload_ext(a, r, false);
 }
 
+static void config_reload_start(struct api *a);
+
+/* A config view reload ended: take its generation, answer its waiters
+ * (after a trust reload when they need one too), start the next. */
+static void config_reload_done(struct api *a, int rv)
+{
+	struct api_prop *p = a->prop;
+	struct config_waiter *w;
+
+	if (p == NULL) {
+		return;
+	}
+	p->config_reloading = false;
+	if (rv == 0 && p->config_target > p->gens[PROP_CONFIG]) {
+		p->gens[PROP_CONFIG] = p->config_target;
+	}
+	w = p->waiters;
+	p->waiters = NULL;
+	while (w != NULL) {
+		struct config_waiter *next = w->next;
+
+		if (rv != 0) {
+			api_reply_error(w->r, 500, "reload server config");
+		} else if (w->trust) {
+			trust_reload(a, w->r);
+		} else {
+			api_reply_sync(w->r, 200, json_object(), NULL, NULL);
+		}
+		free(w);
+		w = next;
+	}
+	if (p->config_again) {
+		config_reload_start(a);
+	}
+}
+
+static void config_reload_start(struct api *a)
+{
+	struct api_prop *p = a->prop;
+
+	p->config_reloading = true;
+	p->config_again = false;
+	p->config_target = p->config_next;
+	p->waiters = p->next_waiters;
+	p->next_waiters = NULL;
+	api_config_reload(a, config_reload_done);
+}
+
+/* Reload the config view for generation @g; answer @r after it (and after
+ * a trust reload when @trust) when not NULL. A reload in flight serves
+ * when it started after @g was seen; else another follows it. */
+static void config_reload(struct api *a,
+			  int64_t g,
+			  struct api_req *r,
+			  bool trust)
+{
+	struct api_prop *p = a->prop;
+	struct config_waiter *w = NULL;
+	bool current = p->config_reloading && g <= p->config_target;
+
+	if (r != NULL) {
+		w = calloc(1, sizeof *w);
+		if (w == NULL) {
+			api_reply_error(r, 500, "out of memory");
+			return;
+		}
+		w->r = r;
+		w->trust = trust;
+	}
+	if (current) {
+		if (w != NULL) {
+			w->next = p->waiters;
+			p->waiters = w;
+		}
+		return;
+	}
+	if (w != NULL) {
+		w->next = p->next_waiters;
+		p->next_waiters = w;
+	}
+	if (g > p->config_next) {
+		p->config_next = g;
+	}
+	if (p->config_reloading) {
+		p->config_again = true;
+	} else {
+		config_reload_start(a);
+	}
+}
+
 /* Take in the generations @gens (an object, borrowed) seen elsewhere:
  * reload what is newer. When @r is not NULL it is answered once every
- * reload is done (only trust takes time). */
+ * reload is done (trust and config take time). */
 static void prop_apply(struct api *a, json_t *gens, struct api_req *r)
 {
 	bool trust_newer = false;
+	int64_t config_gen = -1;
 	int i;
 
 	for (i = 0; i < API_PROP_AREAS; i++) {
@@ -204,12 +312,21 @@ static void prop_apply(struct api *a, json_t *gens, struct api_req *r)
 			trust_newer = true;
 			continue;
 		}
+		if (i == PROP_CONFIG) {
+			config_gen = g;
+			continue;
+		}
 		/* Projects, profiles, instances: nothing is cached but the
 		 * list answers, keyed by the write generation. */
 		a->prop->gens[i] = g;
 		a->write_gen++;
 	}
-	if (trust_newer) {
+	if (config_gen >= 0) {
+		config_reload(a, config_gen, r, trust_newer);
+		if (r == NULL && trust_newer) {
+			trust_reload(a, NULL);
+		}
+	} else if (trust_newer) {
 		trust_reload(a, r);
 	} else if (r != NULL) {
 		api_reply_sync(r, 200, json_object(), NULL, NULL);
@@ -593,8 +710,22 @@ void api_prop_close(struct api *a, void (*cb)(void *arg), void *arg)
 	uv_close((uv_handle_t *)&a->prop->timer, timer_closed_cb);
 }
 
+static void waiters_free(struct config_waiter *w)
+{
+	while (w != NULL) {
+		struct config_waiter *next = w->next;
+
+		free(w);
+		w = next;
+	}
+}
+
 void api_prop_destroy(struct api *a)
 {
+	if (a->prop != NULL) {
+		waiters_free(a->prop->waiters);
+		waiters_free(a->prop->next_waiters);
+	}
 	free(a->prop);
 	a->prop = NULL;
 }
@@ -834,6 +965,7 @@ static void after_write_done(void *arg, int rv, const char *errmsg)
 		if (w->gens[i] > w->c->gens_before[i]) {
 			json_object_set_new(changed, prop_areas[i],
 					    json_integer(w->gens[i]));
+			/* Config: the write's reply installs the view. */
 			if (i > 0 && w->gens[i] > a->prop->gens[i]) {
 				a->prop->gens[i] = w->gens[i];
 			}

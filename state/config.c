@@ -41,7 +41,8 @@ int state_config_replace(struct state_tx *tx, json_t *config)
 	if (rv != 0) {
 		goto err;
 	}
-	return 0;
+	/* The other members reload their config view when it moves. */
+	return state_generation_bump(tx, "config");
 
 err:
 	corral_errwrapf(tx->errmsg, sizeof tx->errmsg, "store server config");

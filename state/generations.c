@@ -1,6 +1,7 @@
 /* Generation counters: bumped in the transaction of every change to their
  * area, compared by the caches and between members. */
 #include <stdbool.h>
+#include <string.h>
 
 #include <corral/err.h>
 #include <corral/state.h>
@@ -8,12 +9,30 @@
 #include "dqlite_proto.h"
 #include "tx_util.h"
 
+/* Areas added after the first schema: their row is created on first bump
+ * and reads as 0 while absent, so no migration is needed. */
+static bool lazy_area(const char *name)
+{
+	return strcmp(name, "config") == 0;
+}
+
 int state_generation_bump(struct state_tx *tx, const char *name)
 {
 	struct dqlite_param param = state__text(name);
 	int64_t changes = 0;
 	int rv;
 
+	if (lazy_area(name)) {
+		rv = state_tx_exec(tx,
+				   "INSERT OR IGNORE INTO generations"
+				   " (name, value) VALUES (?, 0)",
+				   &param, 1, NULL, NULL);
+		if (rv != 0) {
+			corral_errwrapf(tx->errmsg, sizeof tx->errmsg,
+					"create generation %s", name);
+			return rv;
+		}
+	}
 	rv = state_tx_exec(tx,
 			   "UPDATE generations SET value = value + 1"
 			   " WHERE name = ?",
@@ -44,6 +63,10 @@ int state_generation_get(struct state_tx *tx, const char *name, int64_t *value)
 		corral_errwrapf(tx->errmsg, sizeof tx->errmsg,
 				"read generation %s", name);
 		return rv;
+	}
+	if (!found && lazy_area(name)) {
+		*value = 0;
+		return 0;
 	}
 	if (!found) {
 		corral_errf(tx->errmsg, sizeof tx->errmsg,
