@@ -235,11 +235,15 @@ class Daemon:
     Layout: `<base>/state` is the state dir (created by corrald itself on
     first start), `<base>/corrald.log` the --log-file, `<base>/stderr.N`
     and `<base>/stdout.N` the captured output of the Nth start.
+
+    `argv_prefix` runs corrald through a wrapper that execs it, e.g.
+    ["ip", "netns", "exec", NS]: the process started is then corrald itself
+    (same pid), so signals, stop() and kill() reach it directly.
     """
 
     def __init__(self, base=None, debug=False, log_file=True, group=None,
                  extra_args=(), env=None, binary=None, state_dir=None, umask=None,
-                 pass_state_dir=True):
+                 pass_state_dir=True, argv_prefix=()):
         self.base = base or tempfile.mkdtemp(prefix="corral-it-")
         self.state_dir = state_dir or os.path.join(self.base, "state")
         self.socket_path = os.path.join(self.state_dir, "unix.socket")
@@ -254,6 +258,7 @@ class Daemon:
         self.umask = umask
         # False: no --state-dir flag (env must then give CORRAL_DIR=state_dir).
         self.pass_state_dir = pass_state_dir
+        self.argv_prefix = list(argv_prefix)
         self.proc = None
         self.starts = 0
         self.stderr_path = None
@@ -263,7 +268,7 @@ class Daemon:
     # --- process control ---------------------------------------------------
 
     def argv(self):
-        args = [self.binary]
+        args = self.argv_prefix + [self.binary]
         if self.pass_state_dir:
             args += ["--state-dir", self.state_dir]
         if self.group is not None:
