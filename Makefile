@@ -50,7 +50,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags libuv jansson openssl dqlite \
 	sqlite3 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs libuv jansson openssl dqlite sqlite3 \
 	2>/dev/null)
-LIBS := $(PKG_LIBS) -lhttp_parser -lwslay -lyaml -lpthread -lm
+LIBS := $(PKG_LIBS) -lhttp_parser -lwslay -lyaml -lmsgpackc -lpthread -lm
 
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -Iinclude $(OPT) $(WARN) $(HARDEN) \
 	$(SAN_FLAGS) $(PKG_CFLAGS) $(CFLAGS)

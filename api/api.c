@@ -9,6 +9,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include <corral/cert.h>
 #include <corral/cluster.h>
 #include <corral/log.h>
@@ -100,6 +104,8 @@ void api_trust_install(struct api *a, json_t *identities, int64_t generation)
 			  msg[0] != '\0' ? msg : corral_strerror(rv));
 		return;
 	}
+	/* Cached list answers (GET /1.0/certificates) show the store. */
+	a->write_gen++;
 	api_cluster_trust_installed(a, identities);
 	http_server_foreach(&a->http, close_revoked_cb, a);
 }
@@ -174,6 +180,47 @@ static void reply_not_allowed(struct api_req *r)
 }
 
 /* --- ?target forwarding (issue 7) --- */
+/* The forwarded caller's certificate from API_FWD_CERTIFICATE, when present,
+ * well formed and hashing to @fp; NULL otherwise (trust then goes by
+ * fingerprint alone). Owned by the caller. */
+static X509 *api__forwarded_cert(struct api_req *r, const char *fp)
+{
+	const char *b64 = http_request_header(r->http, API_FWD_CERTIFICATE);
+	unsigned char der[API_FWD_CERTIFICATE_MAX];
+	const unsigned char *p = der;
+	char got[65];
+	size_t len;
+	X509 *cert;
+	int n;
+
+	if (b64 == NULL || fp[0] == '\0') {
+		return NULL;
+	}
+	len = strlen(b64);
+	if (len == 0 || len > API_FWD_CERTIFICATE_MAX || len % 4 != 0) {
+		return NULL;
+	}
+	n = EVP_DecodeBlock(der, (const unsigned char *)b64, (int)len);
+	if (n <= 0) {
+		return NULL;
+	}
+	/* EVP_DecodeBlock() counts padding as zero bytes. */
+	if (b64[len - 1] == '=') {
+		n--;
+	}
+	if (b64[len - 2] == '=') {
+		n--;
+	}
+	cert = d2i_X509(NULL, &p, n);
+	if (cert == NULL || p != der + n ||
+	    cert_fingerprint_x509(cert, got) != 0 || strcmp(got, fp) != 0) {
+		X509_free(cert);
+		ERR_clear_error();
+		return NULL;
+	}
+	return cert;
+}
+
 /* A request a member forwarded (?target=): take the original caller's
  * identity from the API_FWD_* headers, only when the TLS caller is a
  * member; trust is decided again here for that caller (never for the
@@ -193,10 +240,14 @@ static void api__forwarded_identity(struct api *a, struct api_req *r)
 		r->trusted = true;
 		r->fingerprint[0] = '\0';
 	} else {
+		X509 *cert;
+
 		r->tls = true;
 		snprintf(r->fingerprint, sizeof r->fingerprint, "%s",
 			 fp != NULL && strlen(fp) == 64 ? fp : "");
-		r->trusted = api__trusted(a, r->fingerprint, NULL);
+		cert = api__forwarded_cert(r, r->fingerprint);
+		r->trusted = api__trusted(a, r->fingerprint, cert);
+		X509_free(cert);
 	}
 	r->forwarded = true;
 	snprintf(r->remote_addr, sizeof r->remote_addr, "%s",

@@ -230,6 +230,11 @@ struct api_db_call {
 	int64_t trust_gen;      /* its generation */
 	bool propagated;        /* the change notification is done */
 	int64_t gens_before[API_PROP_AREAS]; /* loaded when the call began */
+	const char *cache_route; /* api_db_list_cached(): the cache key */
+	bool gens_wanted;        /* read gens_after in the write transaction */
+	bool gens_read; /* gens_after holds the committed generations */
+	int64_t gens_after[API_PROP_AREAS];
+	json_t *members_after; /* owned: the members when it committed */
 	char errmsg[CORRAL_ERRMSG_SIZE];
 };
 
@@ -264,6 +269,13 @@ void api_list_cache_put(struct api *a,
 			const char *body,
 			size_t len);
 void api_list_cache_destroy(struct api *a);
+
+/* Answer the list @c asks for from the list cache under @route (a static
+ * string) when it holds the current generation; otherwise run @fn (a read)
+ * and remember its answer (an array of objects, or of names turned into
+ * URLs when c->urls). Only for answers that are the same for every caller
+ * allowed to ask. Takes ownership of @c. */
+void api_db_list_cached(struct api_db_call *c, const char *route, api_db_fn fn);
 
 /* Parse the request body as a JSON object. Answers 400 and returns NULL
  * when it is not one. */
@@ -314,6 +326,12 @@ bool api_cluster_authorize(struct api_req *r, bool join);
 #define API_FWD_PROTOCOL "X-Corral-Forwarded-Protocol"
 #define API_FWD_FINGERPRINT "X-Corral-Forwarded-Fingerprint"
 #define API_FWD_ADDRESS "X-Corral-Forwarded-Address"
+/* The caller's certificate (base64 DER, no line breaks), so that the target
+ * can check a client trusted through server.ca rather than the trust store
+ * (PKI mode); it must hash to API_FWD_FINGERPRINT. */
+#define API_FWD_CERTIFICATE "X-Corral-Forwarded-Certificate"
+/* Bound on that header's value: an RSA 8192 certificate fits. */
+#define API_FWD_CERTIFICATE_MAX 6144
 
 /* Whether @r arrived over TLS from a member: its certificate is a `server`
  * identity in the trust store (before the database can be read: listed in
@@ -384,7 +402,7 @@ void api_invalidate_root(struct api *a);
 /* Propagation between members (propagation.c). */
 
 /* Start heartbeats once this member knows its name (idempotent: later
- * calls ask for a refresh of the member list). */
+ * calls read the member list again at once, e.g. after a join). */
 void api_prop_start(struct api *a);
 
 /* Stop the heartbeat timer; @cb runs once it is closed. */
@@ -395,6 +413,13 @@ void api_prop_destroy(struct api *a);
 
 /* The generations this member has loaded (-1: unknown). */
 void api_prop_gens(struct api *a, int64_t gens[API_PROP_AREAS]);
+
+/* Read every area's generation in @tx, with one query, and the member list
+ * (the members a change notification goes to) into *@members (any
+ * thread). */
+int api_prop_gens_read(struct state_tx *tx,
+		       int64_t gens[API_PROP_AREAS],
+		       json_t **members);
 
 /* Whether member @name has been heard from within
  * cluster.offline_threshold seconds; @msg gets LXD's status message. */

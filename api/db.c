@@ -59,6 +59,7 @@ static void db_call_free(struct api_db_call *c)
 	json_decref(c->in);
 	json_decref(c->out);
 	json_decref(c->trust_snapshot);
+	json_decref(c->members_after);
 	free(c);
 }
 
@@ -128,6 +129,15 @@ static int trampoline_work(struct state_tx *tx, void *arg)
 	int rv;
 
 	rv = t->fn(tx, t->c);
+	/* The generations this write leaves, read under its write lock: the
+	 * change notification needs no second round trip to the leader. */
+	if (rv == 0 && t->c->gens_wanted) {
+		json_decref(t->c->members_after); /* a retried transaction */
+		t->c->members_after = NULL;
+		rv = api_prop_gens_read(tx, t->c->gens_after,
+					&t->c->members_after);
+		t->c->gens_read = rv == 0;
+	}
 	if (rv != 0 && tx->errmsg[0] == '\0') {
 		snprintf(tx->errmsg, sizeof tx->errmsg, "%s", t->c->errmsg);
 	}
@@ -158,6 +168,7 @@ void api_db_run(struct api_db_call *c, bool write, api_db_fn fn)
 	c->write = write;
 	c->write_gen = c->r->api->write_gen;
 	api_prop_gens(c->r->api, c->gens_before);
+	c->gens_wanted = write && api_clustered(c->r->api);
 	rv = state_submit(c->r->api->state, write, trampoline_work,
 			  trampoline_done, t);
 	if (rv != 0) {
@@ -229,9 +240,12 @@ const char *api_list_cache_get(struct api *a,
 	char key[192];
 	unsigned i;
 
-	/* Other members write too, and write_gen counts only this member's
-	 * writes: no list cache in a cluster until generations propagate. */
-	if (a->lists == NULL || api_clustered(a)) {
+	/* In a cluster, write_gen also moves when another member's write
+	 * reaches this one (its change notification, acknowledged before
+	 * that write answers, or a heartbeat that shows a newer generation):
+	 * the cache is as fresh as the propagation guarantee. A member out of
+	 * contact with the cluster cannot know, so it does not use it. */
+	if (a->lists == NULL || (api_clustered(a) && api_prop_stale(a))) {
 		return NULL;
 	}
 	list_key(key, sizeof key, route, project, urls);
@@ -373,4 +387,51 @@ int api_url_append(json_t *array,
 	}
 	return json_array_append_new(array, json_string(url)) == 0 ? 0
 								   : -ENOMEM;
+}
+
+/* Serialise, remember and send a list answer. */
+static void list_cached_reply(struct api_db_call *c, int rv)
+{
+	struct api_req *r = c->r;
+	json_t *out;
+	size_t len;
+	char *body;
+
+	if (rv != 0) {
+		snprintf(r->errmsg, sizeof r->errmsg, "%s", c->errmsg);
+		api_reply_code(r, rv);
+		return;
+	}
+	out = c->out;
+	c->out = NULL;
+	if (c->urls) {
+		out = api_list_to_urls(c, out);
+	}
+	body = out != NULL ? api_envelope_sync(out, 200, &len) : NULL;
+	json_decref(out);
+	if (body == NULL) {
+		api_reply_error(r, 500, "out of memory");
+		return;
+	}
+	api_list_cache_put(r->api, c->cache_route, c->project, c->urls,
+			   c->write_gen, body, len);
+	api_reply_raw_json(r, body, len, NULL);
+	free(body);
+}
+
+void api_db_list_cached(struct api_db_call *c, const char *route, api_db_fn fn)
+{
+	const char *cached;
+	size_t len;
+
+	cached =
+	    api_list_cache_get(c->r->api, route, c->project, c->urls, &len);
+	if (cached != NULL) {
+		api_reply_raw_json(c->r, cached, len, NULL);
+		db_call_free(c);
+		return;
+	}
+	c->cache_route = route;
+	c->reply = list_cached_reply;
+	api_db_run(c, false, fn);
 }

@@ -428,6 +428,12 @@ static void list_certificates(struct api_req *r)
 		api_reply_error(r, 500, "out of memory");
 		return;
 	}
+	/* Whoever sees the whole store sees the same list: served from
+	 * memory until the next write or trust store install. */
+	if (c->in == NULL) {
+		api_db_list_cached(c, "/1.0/certificates", list_work);
+		return;
+	}
 	api_db_run(c, false, list_work);
 }
 

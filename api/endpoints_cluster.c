@@ -1,7 +1,8 @@
 /* Clustering endpoints: /1.0/cluster (enable, join), /1.0/cluster/members
  * (join tokens, list, show, remove), and the member channel's receiving
  * side: /internal/raft (a raft or dqlite client stream relayed into the
- * local node) and /internal/cluster/accept (a joiner redeems its token).
+ * local node), /internal/cluster/accept (a joiner redeems its token) and
+ * /internal/cluster/ready (the joiner's node runs: make it a stand-by).
  *
  * See docs/cluster.md for the flows. */
 #include <errno.h>
@@ -31,6 +32,10 @@
 /* Raft roles as dqlite numbers them. */
 #define ROLE_VOTER 0
 #define ROLE_STANDBY 1
+#define ROLE_SPARE 2
+
+/* Bound on the body of POST /internal/cluster/ready ({"id": N}). */
+#define READY_BODY_MAX 256
 
 /* Bound on the raft configuration read for a member list. */
 #define MAX_RAFT_NODES 64
@@ -447,6 +452,7 @@ struct ccall {
 	int64_t trust_gen;
 	char name[64];
 	char address[256];
+	char via[256]; /* the member a joiner joins through */
 	char secret_hash[65];
 	char *server_pem; /* owned */
 	uint64_t node_id;
@@ -636,25 +642,38 @@ static void get_cluster(struct api_req *r)
 	    NULL, NULL);
 }
 
+/* The name of the member with raft id @id in @list (state_member_list()),
+ * borrowed from it, or NULL. */
+static const char *member_name_of(json_t *list, uint64_t id)
+{
+	const char *name = NULL;
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(list, i, m)
+	{
+		if ((uint64_t)json_integer_value(json_object_get(m, "id")) ==
+		    id) {
+			name = json_string_value(json_object_get(m, "name"));
+		}
+	}
+	return name;
+}
+
 static int name_work(struct state_tx *tx, void *arg)
 {
 	struct ccall *cc = arg;
+	const char *name;
 	json_t *list = NULL;
-	json_t *m;
-	size_t i;
 	int rv;
 
 	rv = state_member_list(tx, &list);
 	if (rv != 0) {
 		return rv;
 	}
-	json_array_foreach(list, i, m)
-	{
-		if ((uint64_t)json_integer_value(json_object_get(m, "id")) ==
-		    state_node_id(cc->a->state)) {
-			snprintf(cc->name, sizeof cc->name, "%s",
-				 json_string_value(json_object_get(m, "name")));
-		}
+	name = member_name_of(list, state_node_id(cc->a->state));
+	if (name != NULL) {
+		snprintf(cc->name, sizeof cc->name, "%s", name);
 	}
 	json_decref(list);
 	return 0;
@@ -833,7 +852,7 @@ static void cluster_enable(struct api_req *r, json_t *body)
 	a->cluster_pending = cc;
 	rv = ccall_reply_task(cc, "Enabling clustering");
 	if (rv == 0) {
-		rv = state_reconfigure(a->state, 1, cc->address, false,
+		rv = state_reconfigure(a->state, 1, cc->address, false, NULL,
 				       enable_restarted_cb, cc);
 	}
 	if (rv != 0) {
@@ -907,7 +926,7 @@ static int join_role_work(struct state_tx *tx, void *arg)
 	cc->role = cluster_role_choose(
 	    nodes, n, cc->node_id, (unsigned)max_voters, (unsigned)max_standby);
 	if (cc->role == ROLE_STANDBY) {
-		return 0; /* accepted as a stand-by already */
+		return 0; /* a stand-by already (join_started_cb()) */
 	}
 	return state_raft_assign(tx, cc->node_id, cc->role);
 }
@@ -941,6 +960,27 @@ static void join_restarted_cb(void *arg, int rv, const char *errmsg)
 	ccall_submit(cc, false, join_role_work, join_role_done, "join");
 }
 
+/* Off the loop, once our node runs (and before waiting for a leader): ask
+ * the member we joined through to make it a stand-by. Until now it was a
+ * spare, which the leader does not contact: had it been a stand-by from the
+ * accept on, the leader would have dialed it while our listener still
+ * presented server.crt and no node ran, and libraft waits a fixed second
+ * before dialing again. A stand-by receives the log, so our node learns the
+ * leader. */
+static int join_started_cb(void *arg, char *errmsg)
+{
+	struct ccall *cc = arg;
+	int rv;
+
+	rv = cluster_join_ready(cc->a->cluster, cc->via, cc->node_id, errmsg);
+	if (rv != 0) {
+		corral_errwrapf(errmsg, CORRAL_ERRMSG_SIZE,
+				"ask to replicate to the new node");
+	}
+	log_debug("msg=\"join: node ready\" rv=%d", rv);
+	return rv;
+}
+
 /* The listener now presents cluster.crt: start the node as a member. */
 static void join_listener_cb(struct api *a,
 			     int rv,
@@ -960,7 +1000,7 @@ static void join_listener_cb(struct api *a,
 		return;
 	}
 	rv = state_reconfigure(a->state, cc->node_id, cc->address, true,
-			       join_restarted_cb, cc);
+			       join_started_cb, join_restarted_cb, cc);
 	if (rv != 0) {
 		corral_errf(cc->errmsg, sizeof cc->errmsg,
 			    "restart the database: %s", corral_strerror(rv));
@@ -1015,6 +1055,7 @@ static void join_send(struct ccall *cc)
 	};
 	int rv;
 
+	snprintf(cc->via, sizeof cc->via, "%s", req.cluster_address);
 	cc->a->cluster_pending = cc;
 	rv = ccall_reply_task(cc, "Joining cluster");
 	if (rv == 0) {
@@ -1211,20 +1252,12 @@ static int accept_work(struct state_tx *tx, void *arg)
 	if (rv != 0) {
 		return rv;
 	}
-	/* Last, so that nothing above can fail after raft has the node. A
-	 * stand-by receives the log at once; the joiner takes its final role
-	 * itself once it runs. */
+	/* Last, so that nothing above can fail after raft has the node. It
+	 * is added as a spare, which the leader does not contact: the joiner
+	 * asks to become a stand-by once its node runs
+	 * (POST /internal/cluster/ready), then takes its final role. */
 	rv = state_raft_add(tx, (uint64_t)id, cc->address);
 	if (rv != 0) {
-		return rv;
-	}
-	rv = state_raft_assign(tx, (uint64_t)id, ROLE_STANDBY);
-	if (rv != 0) {
-		char keep[CORRAL_ERRMSG_SIZE];
-
-		memcpy(keep, tx->errmsg, sizeof keep);
-		state_raft_remove(tx, (uint64_t)id);
-		memcpy(tx->errmsg, keep, sizeof keep);
 		return rv;
 	}
 	cc->node_id = (uint64_t)id;
@@ -1333,6 +1366,132 @@ static void post_internal_accept(struct api_req *r)
 		return;
 	}
 	ccall_submit(cc, true, accept_work, accept_done, "accept member");
+}
+
+/* ------------------------------------------------------------------------ */
+/* POST /internal/cluster/ready (on the member a joiner joined through)       */
+
+/* Make the caller's node, a spare since it was accepted, a stand-by. A node
+ * that has a role already keeps it: this never demotes. Raft requests go to
+ * the leader, outside a write transaction. */
+static int ready_work(struct state_tx *tx, void *arg)
+{
+	struct ccall *cc = arg;
+	struct state_raft_node nodes[MAX_RAFT_NODES];
+	json_t *list = NULL;
+	const char *name = NULL;
+	uint64_t leader = 0;
+	size_t n = 0;
+	size_t i;
+	int rv;
+
+	rv = state_member_list(tx, &list);
+	if (rv != 0) {
+		return rv;
+	}
+	name = member_name_of(list, cc->node_id);
+	if (name == NULL) {
+		json_decref(list);
+		corral_errf(tx->errmsg, sizeof tx->errmsg,
+			    "invalid ready request: no member with id %llu",
+			    (unsigned long long)cc->node_id);
+		return CORRAL_EINVALID;
+	}
+	if (strcmp(name, cc->name) != 0) {
+		corral_errf(tx->errmsg, sizeof tx->errmsg,
+			    "member %llu is \"%s\", not the caller \"%s\"",
+			    (unsigned long long)cc->node_id, name, cc->name);
+		json_decref(list);
+		return CORRAL_EFORBIDDEN;
+	}
+	json_decref(list);
+	rv = state_raft_nodes(tx, nodes, MAX_RAFT_NODES, &n, &leader);
+	if (rv != 0) {
+		return rv;
+	}
+	for (i = 0; i < n && nodes[i].id != cc->node_id; i++) {
+	}
+	if (i == n) {
+		corral_errf(tx->errmsg, sizeof tx->errmsg,
+			    "member %llu is not in the raft configuration",
+			    (unsigned long long)cc->node_id);
+		return CORRAL_ECONFLICT;
+	}
+	cc->role = nodes[i].role;
+	if (cc->role != ROLE_SPARE) {
+		return 0;
+	}
+	return state_raft_assign(tx, cc->node_id, ROLE_STANDBY);
+}
+
+static void ready_done(void *arg, int rv, const char *errmsg)
+{
+	struct ccall *cc = arg;
+
+	if (rv != 0) {
+		corral_errf(cc->errmsg, sizeof cc->errmsg, "%s", errmsg);
+		ccall_fail(cc, rv, "make member a stand-by");
+		return;
+	}
+	log_info("msg=\"member ready\" name=%s id=%llu role=%d", cc->name,
+		 (unsigned long long)cc->node_id,
+		 cc->role == ROLE_SPARE ? ROLE_STANDBY : cc->role);
+	/* Read the member list now: a write through this member right after
+	 * the join completes must notify the new member too. */
+	api_prop_start(cc->a);
+	api_reply_sync(cc->r, 200, json_object(), NULL, NULL);
+	cc->r = NULL;
+	ccall_free(cc);
+}
+
+/* A POLICY_MEMBER route: the caller presents the server certificate that
+ * the accept recorded. The body is exactly {"id": N}, N the caller's own
+ * member id. */
+static void post_internal_ready(struct api_req *r)
+{
+	struct api *a = r->api;
+	const struct trust_identity *caller;
+	json_t *body;
+	json_t *id;
+	struct ccall *cc;
+
+	if (r->http->body_len > READY_BODY_MAX) {
+		api_reply_error(r, 400,
+				"invalid ready request: body too large");
+		return;
+	}
+	body = api_body_object(r);
+	if (body == NULL) {
+		return;
+	}
+	id = json_object_get(body, "id");
+	if (json_object_size(body) != 1 || !json_is_integer(id) ||
+	    json_integer_value(id) <= 0) {
+		json_decref(body);
+		api_reply_error(r, 400,
+				"invalid ready request: want {\"id\": N}, N "
+				"a member id");
+		return;
+	}
+	caller = a->trust != NULL ? trust_cache_lookup(a->trust, r->fingerprint)
+				  : NULL;
+	if (caller == NULL) {
+		/* Authorized by cluster.members: the database is not read
+		 * yet. */
+		json_decref(body);
+		api_reply_error(r, 503, "the trust store is not loaded yet");
+		return;
+	}
+	cc = ccall_new(r);
+	if (cc == NULL) {
+		json_decref(body);
+		return;
+	}
+	cc->node_id = (uint64_t)json_integer_value(id);
+	snprintf(cc->name, sizeof cc->name, "%s", caller->name);
+	json_decref(body);
+	ccall_submit(cc, false, ready_work, ready_done,
+		     "make member a stand-by");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1832,6 +1991,7 @@ const struct api_route api_routes_cluster[] = {
 	  .del = delete_member },
 	{ .path = "/internal/raft", .post = post_internal_raft },
 	{ .path = "/internal/cluster/accept", .post = post_internal_accept },
+	{ .path = "/internal/cluster/ready", .post = post_internal_ready },
 	{ .path = "/internal/heartbeat", .post = api_prop_heartbeat },
 	{ .path = "/internal/changed", .post = api_prop_changed },
 };
@@ -1882,11 +2042,32 @@ static void forward_done(void *arg,
 	free(f);
 }
 
+/* Append API_FWD_CERTIFICATE with @x509 (an X509 *) as base64 DER to
+ * @out, when it fits; the target needs it for a client trusted through
+ * server.ca rather than the trust store. */
+static void forward_cert_header(void *x509, char *out, size_t size)
+{
+	unsigned char *der = NULL;
+	int n = i2d_X509(x509, &der);
+	size_t b64_len = n > 0 ? 4 * (((size_t)n + 2) / 3) : 0;
+	size_t name = sizeof API_FWD_CERTIFICATE - 1;
+
+	if (n > 0 && b64_len <= API_FWD_CERTIFICATE_MAX &&
+	    name + 2 + b64_len + 3 <= size) {
+		memcpy(out, API_FWD_CERTIFICATE ": ", name + 2);
+		EVP_EncodeBlock((unsigned char *)out + name + 2, der, n);
+		memcpy(out + name + 2 + b64_len, "\r\n", 3);
+	}
+	OPENSSL_free(der);
+}
+
 bool api_cluster_forward(struct api_req *r)
 {
 	struct api *a = r->api;
 	struct forward_call *f;
-	char headers[512];
+	char
+	    headers[512 + sizeof API_FWD_CERTIFICATE + API_FWD_CERTIFICATE_MAX];
+	int len;
 	int rv;
 
 	if (r->forwarded || strncmp(r->route->path, "/internal/", 10) == 0) {
@@ -1910,10 +2091,15 @@ bool api_cluster_forward(struct api_req *r)
 		api_reply_error(r, 400, "invalid target");
 		return true;
 	}
-	snprintf(headers, sizeof headers,
-		 API_FWD_PROTOCOL ": %s\r\n" API_FWD_FINGERPRINT
-				  ": %s\r\n" API_FWD_ADDRESS ": %s\r\n",
-		 r->tls ? "tls" : "unix", r->fingerprint, r->remote_addr);
+	len = snprintf(headers, sizeof headers,
+		       API_FWD_PROTOCOL ": %s\r\n" API_FWD_FINGERPRINT
+					": %s\r\n" API_FWD_ADDRESS ": %s\r\n",
+		       r->tls ? "tls" : "unix", r->fingerprint, r->remote_addr);
+	if (r->tls && r->peer_x509 != NULL && len > 0 &&
+	    (size_t)len < sizeof headers) {
+		forward_cert_header(r->peer_x509, headers + len,
+				    sizeof headers - (size_t)len);
+	}
 	rv = cluster_forward(a->cluster, f->target,
 			     http_method_str(r->http->method), r->http->url,
 			     headers, r->http->body, forward_done, f);

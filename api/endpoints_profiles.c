@@ -102,42 +102,10 @@ static int list_work(struct state_tx *tx, struct api_db_call *c)
 	return state_profile_list(tx, project, &c->out);
 }
 
-/* Serialise, remember and send a list answer. */
-static void list_reply(struct api_db_call *c, int rv)
-{
-	struct api_req *r = c->r;
-	json_t *out;
-	size_t len;
-	char *body;
-
-	if (rv != 0) {
-		snprintf(r->errmsg, sizeof r->errmsg, "%s", c->errmsg);
-		api_reply_code(r, rv);
-		return;
-	}
-	out = c->out;
-	c->out = NULL;
-	if (c->urls) {
-		out = api_list_to_urls(c, out);
-	}
-	body = out != NULL ? api_envelope_sync(out, 200, &len) : NULL;
-	json_decref(out);
-	if (body == NULL) {
-		api_reply_error(r, 500, "out of memory");
-		return;
-	}
-	api_list_cache_put(r->api, "/1.0/profiles", c->project, c->urls,
-			   c->write_gen, body, len);
-	api_reply_raw_json(r, body, len, NULL);
-	free(body);
-}
-
 static void list_profiles(struct api_req *r)
 {
 	struct api_db_call *c = api_db_call_new(r);
 	char recursion[8];
-	const char *cached;
-	size_t len;
 
 	if (c == NULL) {
 		return;
@@ -147,17 +115,9 @@ static void list_profiles(struct api_req *r)
 		c->urls = true;
 		snprintf(c->url_prefix, sizeof c->url_prefix, "/1.0/profiles/");
 	}
-	/* Served from memory until any write through this API: a list of
-	 * thousands of profiles costs no database round trip. */
-	cached = api_list_cache_get(r->api, "/1.0/profiles", c->project,
-				    c->urls, &len);
-	if (cached != NULL) {
-		free(c);
-		api_reply_raw_json(r, cached, len, NULL);
-		return;
-	}
-	c->reply = list_reply;
-	api_db_run(c, false, list_work);
+	/* Served from memory until the next write: a list of thousands of
+	 * profiles costs no database round trip. */
+	api_db_list_cached(c, "/1.0/profiles", list_work);
 }
 
 /* ------------------------------------------------------------------------ */

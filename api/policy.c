@@ -100,8 +100,9 @@ static const struct policy_route policy[] = {
 	  { ACT(AUTHZ_VIEW), NONE, NONE, NONE, NONE } },
 
 	/* Clustering: server admins form and change the cluster; members
-	 * reach each other's dqlite node, and a joiner holding a join
-	 * secret asks to be accepted. */
+	 * reach each other's dqlite node, a joiner holding a join secret
+	 * asks to be accepted, and once its node runs (its server
+	 * certificate is a member's then) asks for the log. */
 	{ "/1.0/cluster",
 	  AUTHZ_SERVER,
 	  POLICY_PROJECT_NONE,
@@ -133,6 +134,10 @@ static const struct policy_route policy[] = {
 	  AUTHZ_SERVER,
 	  POLICY_PROJECT_NONE,
 	  { NONE, NONE, JOIN, NONE, NONE } },
+	{ "/internal/cluster/ready",
+	  AUTHZ_SERVER,
+	  POLICY_PROJECT_NONE,
+	  { NONE, NONE, MEMBER, NONE, NONE } },
 };
 
 static int method_index(enum http_method method)

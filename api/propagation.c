@@ -9,7 +9,9 @@
  * `POST /internal/changed` to every other member and waits up to
  * corral.notify_timeout ms for each to answer, which it does once it has
  * reloaded the area (for trust: the new store installed and the revoked
- * certificates' connections closed). Messages are JSON.
+ * certificates' connections closed). Messages are msgpack maps
+ * (<corral/cluster_msg.h>) with the keys the JSON messages had; JSON is
+ * still accepted from a member that sends it (one not yet upgraded).
  *
  * Bounded staleness: a member that has heard from (or got a heartbeat
  * answer from) too few of the database voters to make a majority, itself
@@ -20,8 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <corral/cluster.h>
+#include <corral/cluster_msg.h>
 #include <corral/log.h>
 #include <corral/version.h>
 
@@ -41,6 +45,10 @@ struct config_waiter {
 	bool trust; /* then reload the trust store before answering */
 	struct config_waiter *next;
 };
+
+/* Largest change notification that carries the trust store inline; a
+ * bigger store is reloaded from the database by each member. */
+#define PROP_INLINE_TRUST_MAX (256 * 1024)
 
 #define PROP_MAX_SEEN 64
 #define PROP_REFRESH_TICKS 5
@@ -377,16 +385,16 @@ static json_t *gens_json(struct api *a)
 static void body_update(struct api *a)
 {
 	json_t *body;
-	char *text;
+	char *bytes = NULL;
+	size_t len = 0;
 
 	body =
 	    json_pack("{s:s, s:o, s:s}", "name", a->member_name, "generations",
 		      gens_json(a), "version", CORRAL_VERSION);
-	text = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
-	if (text != NULL) {
-		cluster_heartbeat_body_set(a->cluster, text);
+	if (body != NULL && cluster_msg_pack(body, &bytes, &len) == 0) {
+		cluster_heartbeat_body_set(a->cluster, bytes, len);
 	}
-	free(text);
+	free(bytes);
 	json_decref(body);
 }
 
@@ -597,9 +605,11 @@ static void refresh_done(void *arg, int rv, const char *errmsg)
 		    "heartbeats\"");
 	}
 	/* A database newer than what is loaded: repair. The first read
-	 * sets what is loaded (nothing is cached yet). */
+	 * sets what is loaded (nothing is cached yet), but for the config
+	 * view: it was loaded before this read, maybe before a change this
+	 * read sees (a member that just joined), so it is reloaded. */
 	for (i = 1; i < API_PROP_AREAS; i++) {
-		if (p->gens[i] < 0) {
+		if (p->gens[i] < 0 && i != PROP_CONFIG) {
 			p->gens[i] = f->gens[i];
 		} else {
 			json_object_set_new(gens, prop_areas[i],
@@ -680,7 +690,10 @@ void api_prop_start(struct api *a)
 {
 	if (a->cluster == NULL || prop_ensure(a) != 0 || a->prop->started) {
 		if (a->prop != NULL && a->prop->started) {
+			/* At once, not at the next tick: a member that just
+			 * joined must get the next change notification. */
 			a->prop->refresh_wanted = true;
+			refresh(a);
 		}
 		return;
 	}
@@ -851,10 +864,58 @@ bool api_prop_refuse(struct api_req *r)
 /* ------------------------------------------------------------------------ */
 /* Internal endpoints                                                         */
 
+/* Whether the Content-Type value @value names the media type @type
+ * (case-insensitive, parameters after ';' ignored). */
+static bool content_type_is(const char *value, const char *type)
+{
+	size_t n = strlen(type);
+
+	if (value == NULL || strncasecmp(value, type, n) != 0) {
+		return false;
+	}
+	value += n;
+	while (*value == ' ' || *value == '\t') {
+		value++;
+	}
+	return *value == '\0' || *value == ';';
+}
+
+/* The body of a heartbeat or change notification: a msgpack map when the
+ * Content-Type is CLUSTER_MSG_CONTENT_TYPE, else a JSON object (what a
+ * member not yet upgraded sends). Returns a new reference, or NULL after
+ * answering 400 (malformed, or not a map) or 500. */
+static json_t *prop_body(struct api_req *r)
+{
+	const char *type = http_request_header(r->http, "Content-Type");
+	char errmsg[CORRAL_ERRMSG_SIZE] = "";
+	json_t *body;
+	int rv;
+
+	if (!content_type_is(type, CLUSTER_MSG_CONTENT_TYPE)) {
+		return api_body_object(r);
+	}
+	rv =
+	    cluster_msg_unpack(r->http->body, r->http->body_len, &body, errmsg);
+	if (rv == -ENOMEM) {
+		api_reply_error(r, 500, "out of memory");
+		return NULL;
+	}
+	if (rv != 0) {
+		api_reply_error(r, 400, "invalid msgpack body: %s", errmsg);
+		return NULL;
+	}
+	if (!json_is_object(body)) {
+		json_decref(body);
+		api_reply_error(r, 400, "invalid msgpack body: not a map");
+		return NULL;
+	}
+	return body;
+}
+
 void api_prop_heartbeat(struct api_req *r)
 {
 	struct api *a = r->api;
-	json_t *body = api_body_object(r);
+	json_t *body = prop_body(r);
 	const char *name;
 
 	if (body == NULL) {
@@ -884,10 +945,32 @@ void api_prop_heartbeat(struct api_req *r)
 	json_decref(body);
 }
 
+/* A change notification may carry the trust store the write left
+ * ({"trust": {"generation", "identities"}}): install it without reading
+ * the database, so the acknowledgement costs no round trip to the leader.
+ * Anything malformed is ignored and the generation comparison in
+ * prop_apply() reloads from the database instead. */
+static void trust_inline(struct api *a, json_t *body)
+{
+	json_t *trust = json_object_get(body, "trust");
+	json_t *gen = json_object_get(trust, "generation");
+	json_t *ids = json_object_get(trust, "identities");
+	json_t *want =
+	    json_object_get(json_object_get(body, "generations"), "trust");
+
+	if (!json_is_integer(gen) || !json_is_array(ids) ||
+	    !json_is_integer(want) ||
+	    json_integer_value(gen) != json_integer_value(want) ||
+	    json_integer_value(gen) <= prop_gen(a, 0)) {
+		return;
+	}
+	api_trust_install(a, ids, json_integer_value(gen));
+}
+
 void api_prop_changed(struct api_req *r)
 {
 	struct api *a = r->api;
-	json_t *body = api_body_object(r);
+	json_t *body = prop_body(r);
 
 	if (body == NULL) {
 		return;
@@ -897,6 +980,7 @@ void api_prop_changed(struct api_req *r)
 		api_reply_error(r, 500, "out of memory");
 		return;
 	}
+	trust_inline(a, body);
 	prop_apply(a, json_object_get(body, "generations"), r);
 	json_decref(body);
 }
@@ -908,6 +992,7 @@ struct after_write {
 	struct api_db_call *c;
 	void (*done)(struct api_db_call *c);
 	int64_t gens[API_PROP_AREAS];
+	json_t *members; /* owned: the member list read with the generations */
 };
 
 static void after_write_acked(void *arg, json_t *missing)
@@ -925,19 +1010,59 @@ static void after_write_acked(void *arg, json_t *missing)
 		r->unacked = json_incref(missing);
 	}
 	w->done(w->c);
+	json_decref(w->members);
 	free(w);
+}
+
+int api_prop_gens_read(struct state_tx *tx,
+		       int64_t gens[API_PROP_AREAS],
+		       json_t **members)
+{
+	int rv;
+
+	rv = state_generations_get(tx, prop_areas, API_PROP_AREAS, gens);
+	if (rv == 0) {
+		rv = state_member_list(tx, members);
+	}
+	return rv;
 }
 
 static int after_write_work(struct state_tx *tx, void *arg)
 {
 	struct after_write *w = arg;
-	int rv = 0;
-	int i;
 
-	for (i = 0; rv == 0 && i < API_PROP_AREAS; i++) {
-		rv = state_generation_get(tx, prop_areas[i], &w->gens[i]);
+	return api_prop_gens_read(tx, w->gens, &w->members);
+}
+
+/* The members of @members (borrowed) but this one, as peers: who a change
+ * notification goes to. The member list read with the write, not the
+ * heartbeat peers, which may not know a member that joined a moment ago.
+ * NULL on OOM. */
+static json_t *notify_peers(struct api *a, json_t *members)
+{
+	json_t *peers = json_array();
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(members, i, m)
+	{
+		const char *name =
+		    json_string_value(json_object_get(m, "name"));
+		const char *address =
+		    json_string_value(json_object_get(m, "address"));
+
+		if (peers == NULL || name == NULL || address == NULL ||
+		    strcmp(name, a->member_name) == 0) {
+			continue;
+		}
+		if (json_array_append_new(
+			peers, json_pack("{s:s, s:s}", "name", name, "address",
+					 address)) != 0) {
+			json_decref(peers);
+			peers = NULL;
+		}
 	}
-	return rv;
+	return peers;
 }
 
 static unsigned notify_timeout(struct api *a)
@@ -953,8 +1078,10 @@ static void after_write_done(void *arg, int rv, const char *errmsg)
 	struct after_write *w = arg;
 	struct api *a = w->c->r->api;
 	json_t *changed = json_object();
+	json_t *peers = NULL;
 	json_t *msg = NULL;
-	char *text = NULL;
+	char *bytes = NULL;
+	size_t len = 0;
 	int i;
 
 	if (rv != 0) {
@@ -977,20 +1104,55 @@ static void after_write_done(void *arg, int rv, const char *errmsg)
 	body_update(a);
 	msg = json_pack("{s:s, s:O}", "name", a->member_name, "generations",
 			changed);
-	text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
-	if (text != NULL &&
-	    cluster_broadcast(a->cluster, "/internal/changed", text,
-			      notify_timeout(a), after_write_acked, w) == 0) {
-		free(text);
+	if (msg == NULL || cluster_msg_pack(msg, &bytes, &len) != 0) {
+		bytes = NULL;
+	}
+	if (bytes != NULL && w->c->trust_snapshot != NULL &&
+	    w->c->trust_gen == w->gens[0] &&
+	    json_object_get(changed, prop_areas[0]) != NULL) {
+		/* The trust store this write left goes along while small:
+		 * members install it as they read the message. A store
+		 * too big (or too deep) for a message stays behind. */
+		char *with = NULL;
+		size_t with_len = 0;
+
+		if (json_object_set_new(
+			msg, "trust",
+			json_pack("{s:I, s:O}", "generation",
+				  (json_int_t)w->c->trust_gen, "identities",
+				  w->c->trust_snapshot)) != 0 ||
+		    cluster_msg_pack(msg, &with, &with_len) != 0) {
+			with = NULL;
+		}
+		if (with != NULL && with_len <= PROP_INLINE_TRUST_MAX) {
+			free(bytes);
+			bytes = with;
+			len = with_len;
+		} else {
+			free(with);
+		}
+	}
+	peers = notify_peers(a, w->members);
+	if (peers != NULL && cluster_peers_add(a->cluster, peers) != 0) {
+		log_debug("msg=\"notify\" error=\"cannot start heartbeats\"");
+	}
+	if (bytes != NULL && peers != NULL &&
+	    cluster_broadcast(a->cluster, peers, "/internal/changed", bytes,
+			      len, notify_timeout(a), after_write_acked,
+			      w) == 0) {
+		free(bytes);
+		json_decref(peers);
 		json_decref(msg);
 		json_decref(changed);
 		return;
 	}
 out:
-	free(text);
+	free(bytes);
+	json_decref(peers);
 	json_decref(msg);
 	json_decref(changed);
 	w->done(w->c);
+	json_decref(w->members);
 	free(w);
 }
 
@@ -1010,6 +1172,13 @@ int api_prop_after_write(struct api_db_call *c,
 	}
 	w->c = c;
 	w->done = done;
+	if (c->gens_read) {
+		memcpy(w->gens, c->gens_after, sizeof w->gens);
+		w->members = c->members_after;
+		c->members_after = NULL;
+		after_write_done(w, 0, "");
+		return 0;
+	}
 	if (state_submit(a->state, false, after_write_work, after_write_done,
 			 w) != 0) {
 		free(w);

@@ -293,20 +293,22 @@ static const char *head_value(const char *head, const char *name, size_t *len)
 	return NULL;
 }
 
-int cluster__request(struct cluster_conn *conn,
-		     const char *method,
-		     const char *path,
-		     const char *extra_headers,
-		     const char *body,
-		     unsigned *status,
-		     char **body_out,
-		     char *errmsg)
+int cluster__request_bytes(struct cluster_conn *conn,
+			   const char *method,
+			   const char *path,
+			   const char *extra_headers,
+			   const char *content_type,
+			   const char *body,
+			   size_t body_len,
+			   unsigned *status,
+			   char **body_out,
+			   char *errmsg)
 {
 	char head[1024];
 	char *buf = NULL;
 	size_t have = 0;
 	size_t cap = 0;
-	size_t body_len = 0;
+	size_t resp_len = 0;
 	size_t head_len;
 	const char *end;
 	const char *cl;
@@ -316,17 +318,17 @@ int cluster__request(struct cluster_conn *conn,
 
 	n = snprintf(head, sizeof head,
 		     "%s %s HTTP/1.1\r\nHost: corral\r\n%s"
-		     "Content-Type: application/json\r\n"
+		     "Content-Type: %s\r\n"
 		     "Content-Length: %zu\r\n\r\n",
 		     method, path, extra_headers != NULL ? extra_headers : "",
-		     body != NULL ? strlen(body) : (size_t)0);
+		     content_type, body_len);
 	if (n < 0 || (size_t)n >= sizeof head) {
 		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "request too long");
 		return CORRAL_EINVALID;
 	}
 	rv = ssl_write_all(conn->ssl, head, (size_t)n, errmsg);
-	if (rv == 0 && body != NULL) {
-		rv = ssl_write_all(conn->ssl, body, strlen(body), errmsg);
+	if (rv == 0 && body_len > 0) {
+		rv = ssl_write_all(conn->ssl, body, body_len, errmsg);
 	}
 	if (rv != 0) {
 		return rv;
@@ -372,27 +374,27 @@ int cluster__request(struct cluster_conn *conn,
 	buf[head_len - 2] = '\0'; /* the head ends at its last CRLF */
 	cl = head_value(buf, "Content-Length", &cl_len);
 	if (cl != NULL && *status != 101) {
-		body_len = (size_t)strtoull(cl, NULL, 10);
+		resp_len = (size_t)strtoull(cl, NULL, 10);
 	}
-	if (body_len > CHANNEL_BODY_MAX) {
+	if (resp_len > CHANNEL_BODY_MAX) {
 		rv = CORRAL_EPROTO;
 		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "response too large");
 		goto err;
 	}
 	/* Read the rest of the body. */
-	while (have - head_len < body_len) {
-		if (head_len + body_len + 1 > cap) {
-			char *grown = realloc(buf, head_len + body_len + 1);
+	while (have - head_len < resp_len) {
+		if (head_len + resp_len + 1 > cap) {
+			char *grown = realloc(buf, head_len + resp_len + 1);
 
 			if (grown == NULL) {
 				rv = -ENOMEM;
 				goto err;
 			}
 			buf = grown;
-			cap = head_len + body_len + 1;
+			cap = head_len + resp_len + 1;
 		}
 		n = SSL_read(conn->ssl, buf + have,
-			     (int)(head_len + body_len - have));
+			     (int)(head_len + resp_len - have));
 		if (n <= 0) {
 			rv = ssl_fail(errmsg, "read response body");
 			goto err;
@@ -400,25 +402,25 @@ int cluster__request(struct cluster_conn *conn,
 		have += (size_t)n;
 	}
 	if (body_out != NULL) {
-		*body_out = malloc(body_len + 1);
+		*body_out = malloc(resp_len + 1);
 		if (*body_out == NULL) {
 			rv = -ENOMEM;
 			goto err;
 		}
-		memcpy(*body_out, buf + head_len, body_len);
-		(*body_out)[body_len] = '\0';
+		memcpy(*body_out, buf + head_len, resp_len);
+		(*body_out)[resp_len] = '\0';
 	}
 	/* Keep what followed the response (an upgraded stream's first
 	 * bytes). */
-	if (have > head_len + body_len) {
-		size_t extra = have - head_len - body_len;
+	if (have > head_len + resp_len) {
+		size_t extra = have - head_len - resp_len;
 
 		conn->rbuf = malloc(extra);
 		if (conn->rbuf == NULL) {
 			rv = -ENOMEM;
 			goto err;
 		}
-		memcpy(conn->rbuf, buf + head_len + body_len, extra);
+		memcpy(conn->rbuf, buf + head_len + resp_len, extra);
 		conn->rbuf_len = extra;
 	}
 	free(buf);
@@ -430,6 +432,20 @@ err:
 	}
 	free(buf);
 	return rv;
+}
+
+int cluster__request(struct cluster_conn *conn,
+		     const char *method,
+		     const char *path,
+		     const char *extra_headers,
+		     const char *body,
+		     unsigned *status,
+		     char **body_out,
+		     char *errmsg)
+{
+	return cluster__request_bytes(
+	    conn, method, path, extra_headers, "application/json", body,
+	    body != NULL ? strlen(body) : 0, status, body_out, errmsg);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -57,12 +57,28 @@ int cluster__dial(SSL_CTX *ctx,
 void cluster__conn_close(struct cluster_conn *conn);
 
 /* Send one request (@method and @path borrowed; @extra_headers, each
- * "Name: value\r\n", and the JSON @body may be NULL) on @conn and read the
- * response head and its Content-Length body. *@status receives the HTTP
- * status, *@body_out (may be NULL) the body (malloc'd, NUL-terminated,
- * owned by the caller). Bytes after the response stay in conn->rbuf (for an
- * upgraded connection). Returns 0, CORRAL_EPROTO for a malformed response,
- * or an I/O error, with @errmsg filled. */
+ * "Name: value\r\n", may be NULL) carrying the @body_len bytes at @body
+ * (borrowed; may be NULL when @body_len is 0) as @content_type (borrowed),
+ * on @conn, and read the response head and its Content-Length body.
+ * *@status receives the HTTP status, *@body_out (may be NULL) the body
+ * (malloc'd, NUL-terminated, owned by the caller). Bytes after the response
+ * stay in conn->rbuf (for an upgraded connection). Returns 0,
+ * CORRAL_EINVALID when the request head does not fit its buffer,
+ * CORRAL_EPROTO for a malformed response, or an I/O error, with @errmsg
+ * filled. */
+int cluster__request_bytes(struct cluster_conn *conn,
+			   const char *method,
+			   const char *path,
+			   const char *extra_headers,
+			   const char *content_type,
+			   const char *body,
+			   size_t body_len,
+			   unsigned *status,
+			   char **body_out,
+			   char *errmsg);
+
+/* cluster__request_bytes() with the NUL-terminated JSON @body (may be NULL:
+ * no body) sent as application/json. */
 int cluster__request(struct cluster_conn *conn,
 		     const char *method,
 		     const char *path,

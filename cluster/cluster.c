@@ -18,6 +18,7 @@
 
 #include <corral/cert.h>
 #include <corral/cluster.h>
+#include <corral/cluster_msg.h>
 #include <corral/log.h>
 
 #include "channel.h"
@@ -342,6 +343,30 @@ bool cluster_member_known(const struct cluster *c, const char *fp)
 	return false;
 }
 
+/* Whether the valid fingerprints of @fps are those in c->members, in
+ * order. */
+static bool members_same(const struct cluster *c, json_t *fps)
+{
+	size_t k = 0;
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(fps, i, v)
+	{
+		const char *fp = json_string_value(v);
+
+		if (fp == NULL || strlen(fp) != CORRAL_CERT_FINGERPRINT_LEN) {
+			continue;
+		}
+		if (k >= c->n_members || k >= CLUSTER_MAX_MEMBERS ||
+		    strcmp(c->members[k], fp) != 0) {
+			return false;
+		}
+		k++;
+	}
+	return k == c->n_members;
+}
+
 int cluster_members_save(struct cluster *c, json_t *fps, char *errmsg)
 {
 	size_t n = json_array_size(fps);
@@ -350,6 +375,11 @@ int cluster_members_save(struct cluster *c, json_t *fps, char *errmsg)
 	size_t i;
 	int rv;
 
+	/* Most trust changes leave the member set as it is: no disk write
+	 * on their path then. */
+	if (members_same(c, fps)) {
+		return 0;
+	}
 	text = malloc(n * (CORRAL_CERT_FINGERPRINT_LEN + 1) + 1);
 	if (text == NULL) {
 		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "out of memory");
@@ -588,8 +618,62 @@ err_after_alloc:
 	return rv;
 }
 
+int cluster_join_ready(struct cluster *c,
+		       const char *address,
+		       uint64_t node_id,
+		       char *errmsg)
+{
+	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
+	struct cluster_conn conn;
+	SSL_CTX *ctx;
+	unsigned status = 0;
+	char *body = NULL;
+	char req[64];
+	json_t *resp;
+	const char *err;
+	int rv;
+
+	rv = dialer_prepare(c, &ctx, pin, errmsg);
+	if (rv != 0) {
+		return rv;
+	}
+	rv = cluster__dial(ctx, address, pin, &conn, errmsg);
+	SSL_CTX_free(ctx);
+	if (rv != 0) {
+		return rv;
+	}
+	snprintf(req, sizeof req, "{\"id\":%llu}", (unsigned long long)node_id);
+	rv = cluster__request(&conn, "POST", "/internal/cluster/ready", NULL,
+			      req, &status, &body, errmsg);
+	cluster__conn_close(&conn);
+	if (rv != 0) {
+		corral_errwrapf(errmsg, CORRAL_ERRMSG_SIZE, "%s", address);
+		return rv;
+	}
+	if (status != 200) {
+		resp = json_loads(body != NULL ? body : "", 0, NULL);
+		err = json_string_value(json_object_get(resp, "error"));
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "%s: HTTP %u: %s",
+			    address, status, err != NULL ? err : "refused");
+		json_decref(resp);
+		if (status == 403) {
+			rv = CORRAL_EFORBIDDEN;
+		} else {
+			rv = status < 500 ? CORRAL_EINVALID : CORRAL_EPROTO;
+		}
+	}
+	free(body);
+	return rv;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Heartbeats and broadcasts                                                  */
+
+/* A heartbeat body: msgpack bytes (cluster_msg_pack()). */
+struct out_body {
+	size_t len;
+	char data[];
+};
 
 /* What peer threads share with the module; reference counted so that a
  * thread still sleeping or dialing when the module is destroyed keeps it. */
@@ -598,8 +682,40 @@ struct cluster_out {
 	unsigned refs;
 	SSL_CTX *ctx; /* referenced, NULL until cluster_peers_set() */
 	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
-	char *body; /* owned: the heartbeat body, NULL before the first */
+	struct out_body *body; /* owned: NULL before the first */
+	/* Bumped whenever ctx or pin change: an idle connection dialed
+	 * under an older generation is closed rather than reused. */
+	uint64_t gen;
+	struct idle_conn *idle; /* owned: kept connections for notifications */
+	unsigned n_idle;
 };
+
+/* A notification connection kept open for the next change, so a write's
+ * change notification costs one round trip rather than a TLS handshake. */
+struct idle_conn {
+	char address[256];
+	uint64_t gen;
+	uint64_t since_ms; /* uv_hrtime() in ms when it was put back */
+	struct cluster_conn conn;
+	struct idle_conn *next;
+};
+
+/* Bound on kept connections, and on how long one stays unused: members
+ * close idle connections after 120 s (api/http.c), so reuse stops well
+ * before that. */
+#define CLUSTER_IDLE_MAX 16
+#define CLUSTER_IDLE_TTL_MS (60 * 1000)
+
+static void idle_free_list(struct idle_conn *list)
+{
+	while (list != NULL) {
+		struct idle_conn *next = list->next;
+
+		cluster__conn_close(&list->conn);
+		free(list);
+		list = next;
+	}
+}
 
 /* One heartbeat thread per peer. The module sets @stop and forgets the
  * peer; the thread frees it when it sees @stop. */
@@ -629,6 +745,7 @@ static void out_unref(struct cluster_out *o)
 	refs = --o->refs;
 	pthread_mutex_unlock(&o->mu);
 	if (refs == 0) {
+		idle_free_list(o->idle);
 		SSL_CTX_free(o->ctx);
 		free(o->body);
 		pthread_mutex_destroy(&o->mu);
@@ -636,11 +753,12 @@ static void out_unref(struct cluster_out *o)
 	}
 }
 
-/* Copy the dial context and pin (and the body when @body is not NULL). */
+/* Copy the dial context and pin (and the heartbeat body when @body is
+ * not NULL; *@body is malloc'd, owned by the caller). */
 static int out_take(struct cluster_out *o,
 		    SSL_CTX **ctx,
 		    char pin[CORRAL_CERT_FINGERPRINT_LEN + 1],
-		    char **body)
+		    struct out_body **body)
 {
 	int rv = 0;
 
@@ -652,15 +770,146 @@ static int out_take(struct cluster_out *o,
 		*ctx = o->ctx;
 		memcpy(pin, o->pin, CORRAL_CERT_FINGERPRINT_LEN + 1);
 		if (body != NULL) {
-			*body = strdup(o->body);
+			size_t size = sizeof **body + o->body->len;
+
+			*body = malloc(size);
 			if (*body == NULL) {
 				SSL_CTX_free(*ctx);
 				rv = -ENOMEM;
+			} else {
+				memcpy(*body, o->body, size);
 			}
 		}
 	}
 	pthread_mutex_unlock(&o->mu);
 	return rv;
+}
+
+/* Take a kept connection to @address dialed under the current generation,
+ * if there is one; stale ones met on the way are closed. */
+static bool idle_take(struct cluster_out *o,
+		      const char *address,
+		      struct cluster_conn *conn)
+{
+	uint64_t now = uv_hrtime() / 1000000;
+	struct idle_conn *stale = NULL;
+	struct idle_conn *found = NULL;
+	struct idle_conn **pp;
+
+	pthread_mutex_lock(&o->mu);
+	pp = &o->idle;
+	while (*pp != NULL) {
+		struct idle_conn *ic = *pp;
+
+		if (ic->gen != o->gen ||
+		    now - ic->since_ms > CLUSTER_IDLE_TTL_MS) {
+			*pp = ic->next;
+			o->n_idle--;
+			ic->next = stale;
+			stale = ic;
+			continue;
+		}
+		if (found == NULL && strcmp(ic->address, address) == 0) {
+			*pp = ic->next;
+			o->n_idle--;
+			found = ic;
+			continue;
+		}
+		pp = &ic->next;
+	}
+	pthread_mutex_unlock(&o->mu);
+	idle_free_list(stale);
+	if (found == NULL) {
+		return false;
+	}
+	*conn = found->conn;
+	free(found);
+	return true;
+}
+
+/* Keep @conn (ownership transferred) for the next notification to
+ * @address, unless it was dialed under generation @gen that is no longer
+ * current or enough connections are kept already. */
+static void idle_put(struct cluster_out *o,
+		     const char *address,
+		     uint64_t gen,
+		     struct cluster_conn *conn)
+{
+	struct idle_conn *ic = NULL;
+
+	if (conn->rbuf_len == 0) {
+		ic = malloc(sizeof *ic);
+	}
+	if (ic != NULL) {
+		snprintf(ic->address, sizeof ic->address, "%s", address);
+		ic->gen = gen;
+		ic->since_ms = uv_hrtime() / 1000000;
+		ic->conn = *conn;
+		pthread_mutex_lock(&o->mu);
+		if (gen == o->gen && o->n_idle < CLUSTER_IDLE_MAX) {
+			ic->next = o->idle;
+			o->idle = ic;
+			o->n_idle++;
+			ic = NULL;
+			conn = NULL;
+		}
+		pthread_mutex_unlock(&o->mu);
+	}
+	free(ic);
+	if (conn != NULL) {
+		cluster__conn_close(conn);
+	}
+}
+
+/* Drop every kept connection (the dial context or pin changed). */
+static void idle_flush(struct cluster_out *o)
+{
+	struct idle_conn *list;
+
+	pthread_mutex_lock(&o->mu);
+	list = o->idle;
+	o->idle = NULL;
+	o->n_idle = 0;
+	o->gen++;
+	pthread_mutex_unlock(&o->mu);
+	idle_free_list(list);
+}
+
+/* Close the kept connections to addresses no member in @peers has. */
+static void idle_prune(struct cluster_out *o, json_t *peers)
+{
+	struct idle_conn *gone = NULL;
+	struct idle_conn **pp;
+
+	pthread_mutex_lock(&o->mu);
+	pp = &o->idle;
+	while (*pp != NULL) {
+		struct idle_conn *ic = *pp;
+		bool keep = false;
+		json_t *m;
+		size_t i;
+
+		json_array_foreach(peers, i, m)
+		{
+			const char *address =
+			    json_string_value(json_object_get(m, "address"));
+
+			if (address != NULL &&
+			    strcmp(address, ic->address) == 0) {
+				keep = true;
+			}
+		}
+		if (keep && ic->gen == o->gen) {
+			pp = &ic->next;
+			continue;
+		}
+		*pp = ic->next;
+		o->n_idle--;
+		ic->next = gone;
+		gone = ic;
+	}
+	pthread_mutex_unlock(&o->mu);
+	idle_free_list(gone);
 }
 
 static void sleep_ms(unsigned ms)
@@ -684,7 +933,7 @@ static void *peer_thread(void *arg)
 		char errmsg[CORRAL_ERRMSG_SIZE] = "";
 		char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
 		SSL_CTX *ctx = NULL;
-		char *body = NULL;
+		struct out_body *body = NULL;
 		unsigned status = 0;
 		int rv;
 
@@ -695,9 +944,10 @@ static void *peer_thread(void *arg)
 		}
 		SSL_CTX_free(ctx);
 		if (rv == 0) {
-			rv = cluster__request(&conn, "POST",
-					      "/internal/heartbeat", NULL, body,
-					      &status, NULL, errmsg);
+			rv = cluster__request_bytes(
+			    &conn, "POST", "/internal/heartbeat", NULL,
+			    CLUSTER_MSG_CONTENT_TYPE, body->data, body->len,
+			    &status, NULL, errmsg);
 			if (rv == 0 && status != 200) {
 				rv = CORRAL_EPROTO;
 				corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
@@ -758,57 +1008,13 @@ static int out_ensure(struct cluster *c)
 	return 0;
 }
 
-int cluster_peers_set(struct cluster *c, json_t *peers)
+/* Start a heartbeat thread for each peer of @peers not running one. */
+static int peers_start_new(struct cluster *c, json_t *peers)
 {
-	char errmsg[CORRAL_ERRMSG_SIZE];
-	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
-	struct cluster_peer **pp;
-	SSL_CTX *ctx;
 	json_t *m;
 	size_t i;
 	int rv;
 
-	rv = out_ensure(c);
-	if (rv != 0) {
-		return rv;
-	}
-	rv = dialer_prepare(c, &ctx, pin, errmsg);
-	if (rv != 0) {
-		return rv;
-	}
-	pthread_mutex_lock(&c->out->mu);
-	SSL_CTX_free(c->out->ctx);
-	c->out->ctx = ctx;
-	memcpy(c->out->pin, pin, sizeof pin);
-	pthread_mutex_unlock(&c->out->mu);
-
-	/* Stop the threads of peers that left or moved. */
-	pp = &c->peers;
-	while (*pp != NULL) {
-		struct cluster_peer *p = *pp;
-		bool keep = false;
-
-		json_array_foreach(peers, i, m)
-		{
-			const char *name =
-			    json_string_value(json_object_get(m, "name"));
-			const char *address =
-			    json_string_value(json_object_get(m, "address"));
-
-			if (name != NULL && address != NULL &&
-			    strcmp(name, p->name) == 0 &&
-			    strcmp(address, p->address) == 0) {
-				keep = true;
-			}
-		}
-		if (keep) {
-			pp = &p->next;
-			continue;
-		}
-		*pp = p->next;
-		atomic_store(&p->stop, true);
-	}
-	/* Start threads for new peers. */
 	json_array_foreach(peers, i, m)
 	{
 		const char *name =
@@ -850,6 +1056,90 @@ int cluster_peers_set(struct cluster *c, json_t *peers)
 	return 0;
 }
 
+int cluster_peers_set(struct cluster *c, json_t *peers)
+{
+	char errmsg[CORRAL_ERRMSG_SIZE];
+	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
+	struct cluster_peer **pp;
+	SSL_CTX *ctx;
+	json_t *m;
+	size_t i;
+	int rv;
+
+	rv = out_ensure(c);
+	if (rv != 0) {
+		return rv;
+	}
+	rv = dialer_prepare(c, &ctx, pin, errmsg);
+	if (rv != 0) {
+		return rv;
+	}
+	pthread_mutex_lock(&c->out->mu);
+	if (c->out->ctx != ctx || strcmp(c->out->pin, pin) != 0) {
+		SSL_CTX_free(c->out->ctx);
+		c->out->ctx = ctx;
+		memcpy(c->out->pin, pin, sizeof pin);
+		c->out->gen++;
+		ctx = NULL;
+	}
+	pthread_mutex_unlock(&c->out->mu);
+	SSL_CTX_free(ctx); /* the same context: drop the extra reference */
+	idle_prune(c->out, peers);
+
+	/* Stop the threads of peers that left or moved. */
+	pp = &c->peers;
+	while (*pp != NULL) {
+		struct cluster_peer *p = *pp;
+		bool keep = false;
+
+		json_array_foreach(peers, i, m)
+		{
+			const char *name =
+			    json_string_value(json_object_get(m, "name"));
+			const char *address =
+			    json_string_value(json_object_get(m, "address"));
+
+			if (name != NULL && address != NULL &&
+			    strcmp(name, p->name) == 0 &&
+			    strcmp(address, p->address) == 0) {
+				keep = true;
+			}
+		}
+		if (keep) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		atomic_store(&p->stop, true);
+	}
+	return peers_start_new(c, peers);
+}
+
+int cluster_peers_add(struct cluster *c, json_t *peers)
+{
+	char errmsg[CORRAL_ERRMSG_SIZE];
+	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
+	SSL_CTX *ctx;
+	int rv;
+
+	rv = out_ensure(c);
+	if (rv != 0) {
+		return rv;
+	}
+	if (c->out->ctx == NULL) {
+		rv = dialer_prepare(c, &ctx, pin, errmsg);
+		if (rv != 0) {
+			return rv;
+		}
+		pthread_mutex_lock(&c->out->mu);
+		c->out->ctx = ctx;
+		memcpy(c->out->pin, pin, sizeof pin);
+		c->out->gen++;
+		pthread_mutex_unlock(&c->out->mu);
+	}
+	return peers_start_new(c, peers);
+}
+
 uint64_t cluster_peer_answered_ms(const struct cluster *c, const char *name)
 {
 	const struct cluster_peer *p;
@@ -862,23 +1152,29 @@ uint64_t cluster_peer_answered_ms(const struct cluster *c, const char *name)
 	return 0;
 }
 
-int cluster_heartbeat_body_set(struct cluster *c, const char *body)
+int cluster_heartbeat_body_set(struct cluster *c, const char *body, size_t len)
 {
-	char *copy;
+	struct out_body *copy;
+	struct out_body *old;
 	int rv;
 
 	rv = out_ensure(c);
 	if (rv != 0) {
 		return rv;
 	}
-	copy = strdup(body);
+	copy = malloc(sizeof *copy + len);
 	if (copy == NULL) {
 		return -ENOMEM;
 	}
+	copy->len = len;
+	if (len > 0) {
+		memcpy(copy->data, body, len);
+	}
 	pthread_mutex_lock(&c->out->mu);
-	free(c->out->body);
+	old = c->out->body;
 	c->out->body = copy;
 	pthread_mutex_unlock(&c->out->mu);
+	free(old);
 	return 0;
 }
 
@@ -894,7 +1190,8 @@ struct bcast {
 	char (*addresses)[256];
 	bool *acked;
 	char *path;
-	char *body;
+	char *body; /* owned: msgpack bytes */
+	size_t body_len;
 	unsigned timeout_ms;
 	struct cluster_out *out; /* referenced */
 	uv_work_t work;
@@ -927,32 +1224,63 @@ static void bcast_unref(struct bcast *b)
 	}
 }
 
+/* Send the broadcast's request on @conn, bounded by its timeout. */
+static int bcast_request(struct bcast *b,
+			 struct cluster_conn *conn,
+			 unsigned *status,
+			 char *errmsg)
+{
+	struct timeval tv = {
+		.tv_sec = b->timeout_ms / 1000,
+		.tv_usec = (long)(b->timeout_ms % 1000) * 1000,
+	};
+
+	setsockopt(conn->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	return cluster__request_bytes(conn, "POST", b->path, NULL,
+				      CLUSTER_MSG_CONTENT_TYPE, b->body,
+				      b->body_len, status, NULL, errmsg);
+}
+
 static void *bcast_send_thread(void *arg)
 {
 	struct bcast_send *s = arg;
 	struct bcast *b = s->b;
+	const char *address = b->addresses[s->i];
 	char errmsg[CORRAL_ERRMSG_SIZE] = "";
 	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
 	struct cluster_conn conn;
 	SSL_CTX *ctx = NULL;
 	unsigned status = 0;
-	int rv;
+	uint64_t gen;
+	int rv = -EAGAIN;
 
-	rv = out_take(b->out, &ctx, pin, NULL);
-	if (rv == 0) {
-		rv = cluster__dial(ctx, b->addresses[s->i], pin, &conn, errmsg);
-		SSL_CTX_free(ctx);
+	pthread_mutex_lock(&b->out->mu);
+	gen = b->out->gen;
+	pthread_mutex_unlock(&b->out->mu);
+	/* A kept connection first; the member may have closed it since (idle
+	 * timeout, restart), and then the request fails at once and goes
+	 * again on a new connection: a change notification is idempotent. */
+	if (idle_take(b->out, address, &conn)) {
+		rv = bcast_request(b, &conn, &status, errmsg);
+		if (rv != 0) {
+			cluster__conn_close(&conn);
+		}
+	}
+	if (rv != 0) {
+		rv = out_take(b->out, &ctx, pin, NULL);
+		if (rv == 0) {
+			rv = cluster__dial(ctx, address, pin, &conn, errmsg);
+			SSL_CTX_free(ctx);
+		}
+		if (rv == 0) {
+			rv = bcast_request(b, &conn, &status, errmsg);
+			if (rv != 0) {
+				cluster__conn_close(&conn);
+			}
+		}
 	}
 	if (rv == 0) {
-		struct timeval tv = {
-			.tv_sec = b->timeout_ms / 1000,
-			.tv_usec = (long)(b->timeout_ms % 1000) * 1000,
-		};
-
-		setsockopt(conn.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-		rv = cluster__request(&conn, "POST", b->path, NULL, b->body,
-				      &status, NULL, errmsg);
-		cluster__conn_close(&conn);
+		idle_put(b->out, address, gen, &conn);
 	}
 	pthread_mutex_lock(&b->mu);
 	b->acked[s->i] = rv == 0 && status == 200;
@@ -1013,8 +1341,10 @@ static void bcast_after_work(uv_work_t *w, int status)
 }
 
 int cluster_broadcast(struct cluster *c,
+		      json_t *peers,
 		      const char *path,
 		      const char *body,
+		      size_t body_len,
 		      unsigned timeout_ms,
 		      cluster_broadcast_cb cb,
 		      void *arg)
@@ -1023,14 +1353,19 @@ int cluster_broadcast(struct cluster *c,
 	struct bcast *b;
 	size_t n = 0;
 	size_t i;
+	json_t *m;
 	int rv;
 
 	rv = out_ensure(c);
 	if (rv != 0) {
 		return rv;
 	}
-	for (p = c->peers; p != NULL; p = p->next) {
-		n++;
+	if (peers != NULL) {
+		n = json_array_size(peers);
+	} else {
+		for (p = c->peers; p != NULL; p = p->next) {
+			n++;
+		}
 	}
 	b = calloc(1, sizeof *b);
 	if (b == NULL) {
@@ -1044,20 +1379,40 @@ int cluster_broadcast(struct cluster *c,
 	b->addresses = calloc(n + 1, sizeof *b->addresses);
 	b->acked = calloc(n + 1, sizeof *b->acked);
 	b->path = strdup(path);
-	b->body = strdup(body);
+	b->body = malloc(body_len > 0 ? body_len : 1);
 	if (b->names == NULL || b->addresses == NULL || b->acked == NULL ||
 	    b->path == NULL || b->body == NULL) {
 		bcast_unref(b);
 		return -ENOMEM;
 	}
+	if (body_len > 0) {
+		memcpy(b->body, body, body_len);
+	}
+	b->body_len = body_len;
 	b->n = n;
 	b->timeout_ms = timeout_ms;
 	b->cb = cb;
 	b->arg = arg;
-	for (p = c->peers, i = 0; p != NULL; p = p->next, i++) {
-		snprintf(b->names[i], sizeof b->names[i], "%s", p->name);
-		snprintf(b->addresses[i], sizeof b->addresses[i], "%s",
-			 p->address);
+	if (peers != NULL) {
+		json_array_foreach(peers, i, m)
+		{
+			const char *name =
+			    json_string_value(json_object_get(m, "name"));
+			const char *address =
+			    json_string_value(json_object_get(m, "address"));
+
+			snprintf(b->names[i], sizeof b->names[i], "%s",
+				 name != NULL ? name : "?");
+			snprintf(b->addresses[i], sizeof b->addresses[i], "%s",
+				 address != NULL ? address : "");
+		}
+	} else {
+		for (p = c->peers, i = 0; p != NULL; p = p->next, i++) {
+			snprintf(b->names[i], sizeof b->names[i], "%s",
+				 p->name);
+			snprintf(b->addresses[i], sizeof b->addresses[i], "%s",
+				 p->address);
+		}
 	}
 	for (i = 0; i < n; i++) {
 		struct bcast_send *s = malloc(sizeof *s);
@@ -1098,6 +1453,7 @@ static void cluster__peers_stop(struct cluster *c)
 		atomic_store(&p->stop, true);
 	}
 	if (c->out != NULL) {
+		idle_flush(c->out);
 		out_unref(c->out);
 		c->out = NULL;
 	}

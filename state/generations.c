@@ -75,3 +75,45 @@ int state_generation_get(struct state_tx *tx, const char *name, int64_t *value)
 	}
 	return 0;
 }
+
+int state_generations_get(struct state_tx *tx,
+			  const char *const *names,
+			  size_t n,
+			  int64_t *values)
+{
+	struct dqlite_rows rows;
+	size_t i;
+	size_t j;
+	int rv;
+
+	rv = state_tx_query(tx, "SELECT name, value FROM generations", NULL, 0,
+			    &rows);
+	if (rv != 0) {
+		corral_errwrapf(tx->errmsg, sizeof tx->errmsg,
+				"read generations");
+		return rv;
+	}
+	for (j = 0; j < n; j++) {
+		bool found = false;
+
+		for (i = 0; i < rows.n_rows && !found; i++) {
+			const char *name = state__col_text(&rows, i, 0);
+
+			if (name != NULL && strcmp(name, names[j]) == 0) {
+				values[j] = state__col_int(&rows, i, 1);
+				found = true;
+			}
+		}
+		if (!found && !lazy_area(names[j])) {
+			corral_errf(tx->errmsg, sizeof tx->errmsg,
+				    "unknown generation %s", names[j]);
+			rv = CORRAL_ENOTFOUND;
+			break;
+		}
+		if (!found) {
+			values[j] = 0;
+		}
+	}
+	dqlite_proto_rows_close(&rows);
+	return rv;
+}

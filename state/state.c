@@ -74,6 +74,7 @@ struct state {
 	uint64_t new_id;
 	char new_address[256];
 	bool new_fresh;
+	state_started_fn new_started; /* or NULL; called with ready_arg */
 
 	/* Shut-down. */
 	uv_work_t stop_req;
@@ -204,12 +205,14 @@ static int node_connect(struct state *s,
 /* Ask which node leads into *@id (0: none known) and *@address (free it
  * with dqlite_proto_free()). dqlite answers LEADER only on voters, so when
  * the local node does not know and @ask_voters is set, the voters of its
- * raft configuration are asked in turn, through the member channel. */
+ * raft configuration are asked in turn, through the member channel.
+ * *@asked (may be NULL) tells whether another voter was listed to ask. */
 static int leader_find(struct state *s,
 		       struct dqlite_client *local,
 		       bool ask_voters,
 		       uint64_t *id,
 		       char **address,
+		       bool *asked,
 		       char *errmsg)
 {
 	struct dqlite_proto_nodes nodes = { 0 };
@@ -238,9 +241,14 @@ static int leader_find(struct state *s,
 		char *peer_address = NULL;
 
 		if (nodes.nodes[i].role != DQLITE_PROTO_ROLE_VOTER ||
-		    nodes.nodes[i].id == s->node_id ||
-		    node_connect(s, nodes.nodes[i].address, &peer, ignored) !=
-			0) {
+		    nodes.nodes[i].id == s->node_id) {
+			continue;
+		}
+		if (asked != NULL) {
+			*asked = true;
+		}
+		if (node_connect(s, nodes.nodes[i].address, &peer, ignored) !=
+		    0) {
 			continue;
 		}
 		dqlite_client_set_timeout(&peer, 2000);
@@ -276,7 +284,7 @@ static int leader_connect(struct state *s,
 		return rv;
 	}
 	for (waited = 0; !s->stopping; waited += 50) {
-		rv = leader_find(s, c, true, &id, &address, errmsg);
+		rv = leader_find(s, c, true, &id, &address, NULL, errmsg);
 		if (rv != 0) {
 			dqlite_client_close(c);
 			return rv;
@@ -310,8 +318,10 @@ static int leader_connect(struct state *s,
 	return rv;
 }
 
-/* Open @pc to the leader (worker thread). */
-static int pool_conn_open(struct state *s, struct pool_conn *pc, char *errmsg)
+/* Open @pc to the node that leads, once (worker thread). */
+static int pool_conn_open_once(struct state *s,
+			       struct pool_conn *pc,
+			       char *errmsg)
 {
 	int rv;
 
@@ -337,6 +347,25 @@ static int pool_conn_open(struct state *s, struct pool_conn *pc, char *errmsg)
 		return rv;
 	}
 	return 0;
+}
+
+/* Open @pc to the leader (worker thread). The node named leader may lose
+ * leadership before the connection's first statement (a member restarting
+ * while an election settles): its "not leader" is then retried on the new
+ * leader for a while, as a write retries once. */
+static int pool_conn_open(struct state *s, struct pool_conn *pc, char *errmsg)
+{
+	int waited;
+	int rv;
+
+	for (waited = 0;; waited += 50) {
+		rv = pool_conn_open_once(s, pc, errmsg);
+		if (rv != CORRAL_ENOTLEADER || s->stopping ||
+		    waited >= STATE_POOL_LEADER_WAIT_MS) {
+			return rv;
+		}
+		usleep(50000);
+	}
 }
 
 static struct pool_conn *pool_acquire(struct state *s)
@@ -559,6 +588,8 @@ static int wait_leader(struct state *s, char *errmsg)
 	struct dqlite_client c;
 	uint64_t id = 0;
 	char *address = NULL;
+	int next_ask = 0;
+	bool asked;
 	int fd;
 	int rv;
 	int waited;
@@ -577,11 +608,18 @@ static int wait_leader(struct state *s, char *errmsg)
 	}
 	for (waited = 0; waited < STATE_LEADER_WAIT_MS && !s->stopping;
 	     waited += 5) {
-		/* Voters elsewhere are asked every 100 ms only. */
-		rv = leader_find(s, &c, waited % 100 == 0, &id, &address,
-				 errmsg);
+		/* Voters elsewhere are asked every 100 ms only. Until the
+		 * local configuration lists one (a joiner, before the
+		 * leader's first entries), looking costs no dial: look
+		 * again at every turn. */
+		asked = false;
+		rv = leader_find(s, &c, waited >= next_ask, &id, &address,
+				 &asked, errmsg);
 		if (rv != 0) {
 			break;
+		}
+		if (asked) {
+			next_ask = waited + 100;
 		}
 		if (id != 0) {
 			dqlite_proto_free(address);
@@ -935,6 +973,12 @@ static void reconfigure_work_cb(uv_work_t *req)
 	if (rv != 0) {
 		goto out;
 	}
+	if (s->new_started != NULL) {
+		rv = s->new_started(s->ready_arg, errmsg);
+		if (rv != 0) {
+			goto out;
+		}
+	}
 	rv = wait_leader(s, errmsg);
 out:
 	for (i = 0; i < STATE_POOL_SIZE; i++) {
@@ -954,6 +998,7 @@ int state_reconfigure(struct state *s,
 		      uint64_t id,
 		      const char *address,
 		      bool fresh,
+		      state_started_fn started,
 		      state_ready_cb cb,
 		      void *arg)
 {
@@ -966,6 +1011,7 @@ int state_reconfigure(struct state *s,
 	s->new_id = id;
 	snprintf(s->new_address, sizeof s->new_address, "%s", address);
 	s->new_fresh = fresh;
+	s->new_started = started;
 	s->ready_cb = cb;
 	s->ready_arg = arg;
 	s->start_req.data = s;

@@ -98,6 +98,20 @@ int cluster_join(struct cluster *c,
 		 cluster_join_cb cb,
 		 void *arg);
 
+/* Tell the member at @address (borrowed; the one this daemon joined
+ * through) that our node @node_id runs, with
+ * `POST /internal/cluster/ready {"id": N}` on the member channel (server.crt
+ * presented, cluster.crt pinned: call after cluster_join() completed). The
+ * member makes the node, a spare until then, a stand-by: the leader starts
+ * replicating to it, and its first connection finds the node running.
+ * Blocking: worker threads only. Returns 0, or CORRAL_EFORBIDDEN (403),
+ * CORRAL_EINVALID (another refusal), CORRAL_EPROTO or a dial error, with
+ * @errmsg (CORRAL_ERRMSG_SIZE bytes) filled. */
+int cluster_join_ready(struct cluster *c,
+		       const char *address,
+		       uint64_t node_id,
+		       char *errmsg);
+
 /* The PEM of cluster.crt and cluster.key, for a member being accepted:
  * malloc'd strings owned by the caller (wipe the key). Returns 0 or a
  * negative code with @errmsg. */
@@ -120,24 +134,35 @@ int cluster_peers_set(struct cluster *c, json_t *peers);
 /* When peer @name last answered a heartbeat with 200: uv_hrtime() in
  * milliseconds (the clock of uv_now()), 0 when it never did or is not a
  * peer. Loop only. */
+/* Like cluster_peers_set() but only adds: start heartbeats to the peers of
+ * @peers not known yet (a member that joined since the last member list
+ * read), stopping none. Loop only. */
+int cluster_peers_add(struct cluster *c, json_t *peers);
+
 uint64_t cluster_peer_answered_ms(const struct cluster *c, const char *name);
 
-/* Replace the JSON body heartbeats carry (copied). Loop only. Returns 0
- * or -ENOMEM. */
-int cluster_heartbeat_body_set(struct cluster *c, const char *body);
+/* Replace the body heartbeats carry: the @len bytes at @body (copied), a
+ * msgpack message (cluster_msg_pack()) sent as CLUSTER_MSG_CONTENT_TYPE.
+ * Loop only. Returns 0 or -ENOMEM. */
+int cluster_heartbeat_body_set(struct cluster *c, const char *body, size_t len);
 
 /* Completion of cluster_broadcast() on the loop: @missing is the array of
  * the names of the peers that did not answer 200 in time (borrowed; NULL
  * on OOM). */
 typedef void (*cluster_broadcast_cb)(void *arg, json_t *missing);
 
-/* Send `POST @path` with the JSON @body (both copied) to every peer set by
- * cluster_peers_set(), in parallel on fresh connections (one thread per
- * peer), and call @cb once all answered or @timeout_ms passed. Returns 0
- * when scheduled (@cb will run), else -ENOMEM or a libuv error. */
+/* Send `POST @path` with the @body_len bytes at @body, a msgpack message
+ * (cluster_msg_pack()) sent as CLUSTER_MSG_CONTENT_TYPE (both copied), to
+ * every peer of @peers (an array of {"name", "address"}, borrowed; NULL
+ * for those set by cluster_peers_set()), in parallel (one thread per peer,
+ * on a kept connection when there is one, else a new one), and call @cb
+ * once all answered or @timeout_ms passed. Returns 0 when scheduled (@cb
+ * will run), else -ENOMEM or a libuv error. */
 int cluster_broadcast(struct cluster *c,
+		      json_t *peers,
 		      const char *path,
 		      const char *body,
+		      size_t body_len,
 		      unsigned timeout_ms,
 		      cluster_broadcast_cb cb,
 		      void *arg);

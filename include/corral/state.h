@@ -185,18 +185,27 @@ bool state_clustered(const struct state *s);
  * raft stream into the node. Returns 0 or a negated errno. */
 int state_node_dial(struct state *s, int *fd);
 
+/* Called by state_reconfigure() on a worker thread once the restarted node
+ * runs (another member's stream can reach it), before waiting for a leader.
+ * Returns 0 to go on, or a negative code with @errmsg (CORRAL_ERRMSG_SIZE
+ * bytes) filled, which fails the restart with that message. */
+typedef int (*state_started_fn)(void *arg, char *errmsg);
+
 /* Restart the local node as node @id at raft address @address (copied), off
  * the loop; @cb runs on the loop with the result, like state_start()'s.
  * With @fresh false the node keeps its data and its raft configuration is
  * rewritten to the single voter {@id, @address} (dqlite_node_recover_ext():
  * `cluster enable`). With @fresh true its data is discarded and the node
  * starts empty, waiting to be contacted by the cluster's leader (join).
+ * @started (may be NULL) runs, with @arg, between the node's start and the
+ * wait for a leader: a joiner asks the cluster to replicate to it there.
  * While it runs, state_ready() is false and work is refused. Returns 0 if
  * the restart was scheduled. */
 int state_reconfigure(struct state *s,
 		      uint64_t id,
 		      const char *address,
 		      bool fresh,
+		      state_started_fn started,
 		      state_ready_cb cb,
 		      void *arg);
 
@@ -280,6 +289,12 @@ int state_schema_version(struct state_tx *tx, int *version);
  * "trust", "projects", "profiles", "instances". */
 int state_generation_bump(struct state_tx *tx, const char *name);
 int state_generation_get(struct state_tx *tx, const char *name, int64_t *value);
+/* Read the generations of the @n areas @names into @values with one query
+ * (an area created lazily reads 0 while absent). */
+int state_generations_get(struct state_tx *tx,
+			  const char *const *names,
+			  size_t n,
+			  int64_t *values);
 
 /* ------------------------------------------------------------------------ */
 /* Server config                                                              */

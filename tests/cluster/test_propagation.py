@@ -56,6 +56,50 @@ def test_revoke_and_profile_propagate(cluster, tmp_path):
         check(status, body)
         assert "/1.0/profiles/p" in body["metadata"]
 
+    # List answers are cached by each member (keyed by its write
+    # generation): writes through another member must still show at once.
+    def lists(d):
+        urls = d.request("GET", "/1.0/profiles")[2]["metadata"]
+        full = d.request("GET", "/1.0/profiles?recursion=1")[2]["metadata"]
+        return urls, {p["name"]: p["description"] for p in full}
+
+    for d in (m1, m3):
+        assert lists(d) == lists(d)  # the second answer comes from the cache
+    status, _, body = m2.request("POST", "/1.0/profiles", body={"name": "q"})
+    check(status, body, 201)
+    for d in (m1, m3):
+        urls, full = lists(d)
+        assert "/1.0/profiles/q" in urls
+        assert full["q"] == ""
+    status, _, body = m2.request("PATCH", "/1.0/profiles/q", body={
+        "description": "patched"})
+    check(status, body)
+    for d in (m1, m3):
+        assert lists(d)[1]["q"] == "patched"
+    status, _, body = m2.request("DELETE", "/1.0/profiles/q")
+    check(status, body)
+    for d in (m1, m3):
+        urls, full = lists(d)
+        assert "/1.0/profiles/q" not in urls and "q" not in full
+
+    # The same for the trust store list: an install from another member's
+    # write shows in the next answer.
+    def certs(d):
+        return d.request("GET", "/1.0/certificates")[2]["metadata"]
+
+    for d in (m2, m3):
+        assert certs(d) == certs(d)
+    other = Client(tmp_path, "prop-other")
+    status, _, body = m1.request("POST", "/1.0/certificates", body={
+        "type": "client", "name": "o", "certificate": other.b64})
+    check(status, body, 201)
+    for d in (m2, m3):
+        assert "/1.0/certificates/" + other.fp in certs(d)
+    status, _, body = m1.request("DELETE", "/1.0/certificates/" + other.fp)
+    check(status, body)
+    for d in (m2, m3):
+        assert "/1.0/certificates/" + other.fp not in certs(d)
+
 
 def test_offline_and_unacknowledged(cluster, tmp_path):
     m1, m2, m3 = form3(cluster)

@@ -3,12 +3,13 @@ named member, which authorizes the original caller again."""
 
 import http.client
 import json
+import os
 import ssl
 import time
 
 from cluster_helpers import check
-from test_formation import form3
-from test_tls_trust import Client
+from test_formation import READY, form3
+from test_tls_trust import Client, pki  # noqa: F401 (pki: a fixture)
 
 
 def tls_port(cluster, i):
@@ -84,3 +85,45 @@ def test_target_forwarding(cluster, tmp_path):
     st, body = stranger.call(port1, "GET", "/1.0?target=m2")
     assert st == 200, body
     assert body["metadata"]["auth"] == "untrusted"
+
+
+def test_target_forwards_pki_client(cluster, tmp_path, pki):
+    """A client trusted through server.ca (not in the trust store) is
+    recognised on the target too: its certificate travels with the
+    forwarded request, and the target checks it against its own CA and
+    CRL."""
+    from cryptography.hazmat.primitives import serialization
+    m1, m2, m3 = form3(cluster)
+    for d in (m3, m1):
+        with open(os.path.join(d.state_dir, "server.ca"), "wb") as f:
+            f.write(pki["ca"].public_bytes(serialization.Encoding.PEM))
+        with open(os.path.join(d.state_dir, "ca.crl"), "wb") as f:
+            f.write(pki["crl"].public_bytes(serialization.Encoding.PEM))
+        d.restart(READY)
+    status, _, body = m2.request("PATCH", "/1.0", body={
+        "config": {"core.trust_ca_certificates": "true"}})
+    check(status, body)
+    wait_peers(cluster, m1, "m3")
+    port1 = tls_port(cluster, 0)
+    good, bad = pki["good"], pki["bad"]
+    st, body = good.call(port1, "GET", "/1.0/profiles")
+    assert st == 200, body
+    st, body = good.call(port1, "GET", "/1.0?target=m3")
+    assert st == 200, body
+    assert body["metadata"]["auth"] == "trusted"
+    assert body["metadata"]["environment"]["server_name"] == "m3"
+    st, body = good.call(port1, "GET", "/1.0/profiles?target=m3")
+    assert st == 200, body
+    # m2 has no server.ca: the same client is a stranger there.
+    st, body = good.call(port1, "GET", "/1.0/profiles?target=m2")
+    assert st == 403, body
+    # Revoked by the CRL: refused on m1 already, and never forwarded.
+    st, body = bad.call(port1, "GET", "/1.0/profiles?target=m3")
+    assert st == 403, body
+    # A certificate header from a non-member is ignored.
+    st, body = raw_call(pki["self"], tls_port(cluster, 2), "GET",
+                        "/1.0/profiles", {
+                            "X-Corral-Forwarded-Protocol": "tls",
+                            "X-Corral-Forwarded-Fingerprint": good.fp,
+                            "X-Corral-Forwarded-Certificate": good.b64})
+    assert st == 403, body

@@ -476,3 +476,37 @@ def test_token_redeem(d, tls, tmp_path):
     assert again.post(tls, {"password": token})[0] == 403
     assert len(d.get("/1.0/certificates")[2]["metadata"]) == 1
     assert json.loads(base64.b64decode(token))["secret"] not in d.log()
+
+
+def test_list_cache_follows_writes(d):
+    """GET /1.0/certificates is served from memory between writes; every
+    write that changes what it shows (add, rename, roles, a project
+    rename, delete) shows in the next answer."""
+    def lists():
+        urls = d.request("GET", "/1.0/certificates")[2]["metadata"]
+        full = d.request("GET", "/1.0/certificates?recursion=1")[2]["metadata"]
+        return urls, {c["fingerprint"]: c for c in full}
+
+    assert lists() == lists()
+    cert = make_cert("cached")
+    fp = fp_of(cert)
+    add(d, cert, name="one")
+    urls, full = lists()
+    assert "/1.0/certificates/" + fp in urls
+    assert full[fp]["name"] == "one"
+    assert lists() == (urls, full)
+    status, _, body = d.request("POST", "/1.0/projects", body={"name": "pa"})
+    assert status == 201, body
+    status, _, body = d.request("PATCH", "/1.0/certificates/" + fp, body={
+        "name": "two", "restricted": True, "projects": ["pa"]})
+    assert status == 200, body
+    full = lists()[1]
+    assert full[fp]["name"] == "two"
+    assert full[fp]["projects"] == ["pa"]
+    status, _, body = d.request("POST", "/1.0/projects/pa", body={"name": "pb"})
+    assert status in (200, 201), body
+    assert lists()[1][fp]["projects"] == ["pb"]
+    status, _, body = d.request("DELETE", "/1.0/certificates/" + fp)
+    assert status == 200, body
+    urls, full = lists()
+    assert "/1.0/certificates/" + fp not in urls and fp not in full
