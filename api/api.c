@@ -179,6 +179,19 @@ static void reply_not_allowed(struct api_req *r)
 	api__reply_error_headers(r, 405, allow, "method not allowed");
 }
 
+char *api_request_target(const struct api_req *r)
+{
+	const char *q = r->http->query;
+	size_t size = strlen(r->http->path) + strlen(q) + 2;
+	char *out = malloc(size);
+
+	if (out != NULL) {
+		snprintf(out, size, "%s%s%s", r->http->path,
+			 q[0] != '\0' ? "?" : "", q);
+	}
+	return out;
+}
+
 /* --- ?target forwarding (issue 7) --- */
 /* The forwarded caller's certificate from API_FWD_CERTIFICATE, when present,
  * well formed and hashing to @fp; NULL otherwise (trust then goes by
@@ -576,6 +589,8 @@ int api_create(uv_loop_t *loop,
 	snprintf(a->not_ready_reason, sizeof a->not_ready_reason, "starting");
 	http_server_init(&a->http, loop, api_on_request);
 	a->http.data = a;
+	a->https.data = a;
+	a->cluster_https.data = a;
 	rv = pki_load(cfg->state_dir, &a->pki, errmsg);
 	if (rv != 0) {
 		corral_errwrapf(errmsg, CORRAL_ERRMSG_SIZE, "PKI mode");
@@ -721,12 +736,22 @@ static void state_ready_config_cb(struct api *a, int rv)
 		api_set_ready(a, false, "cannot load the server config");
 		return;
 	}
+	/* One at a time, so that one address failing to bind does not keep
+	 * the other listener down. */
 	addr =
 	    json_string_value(json_object_get(a->config, "core.https_address"));
 	if (addr != NULL && addr[0] != '\0') {
-		api_https_set(a, addr, ready_https_cb, NULL);
+		api_listeners_set(a, addr, "", 0, ready_https_cb, NULL);
+	}
+	addr = json_string_value(
+	    json_object_get(a->config, "cluster.https_address"));
+	if (addr != NULL && addr[0] != '\0') {
+		api_listeners_set(a, NULL, addr, 0, ready_https_cb, NULL);
 	}
 	api_cluster_ready(a);
+	/* Operations live in memory: the tokens of the previous run lost
+	 * theirs, so they go too (endpoints_operations.c). */
+	api_tokens_prune(a);
 	api_set_ready(a, true, NULL);
 	log_info("msg=\"ready\" ms=%llu",
 		 (unsigned long long)((uv_hrtime() - a->started_ns) / 1000000));
@@ -833,60 +858,343 @@ static void https_closed_cb(struct https_listener *l)
 }
 
 /* ------------------------------------------------------------------------ */
-/* TLS listener                                                               */
+/* TLS listeners                                                              */
 
-struct https_set {
-	struct api *a;
-	char address[256];
-	api_https_cb cb;
-	void *arg;
+/* What the listeners serve: the configured addresses, and what to bind for
+ * them (the configured address, or the bound one when a listener is put
+ * back on the port it had). */
+struct listeners_want {
+	char core[256];      /* core.https_address, "" when off */
+	char core_bind[256]; /* "" when not listening */
+	char cluster[256];   /* cluster.https_address, "" when unset */
+	char slot[256];      /* what the cluster listener is for: @cluster,
+			      * or "" when the core listener covers it */
+	char slot_bind[256]; /* "" when not listening */
 };
 
-static void https_set_stopped_cb(struct https_listener *l)
+/* One change of the listeners: api_listeners_set() or a restore. */
+struct api_listeners_op {
+	struct api *a;
+	struct listeners_want want;
+	bool keep_core;    /* core NULL: the current one when the op begins */
+	bool keep_cluster; /* likewise */
+	bool exact;        /* want is complete (a restore): bind as it says */
+	bool force_core;   /* stop and start again even when unchanged */
+	bool force_slot;
+	bool core_changes; /* decided when the op begins */
+	bool slot_changes;
+	struct listeners_want before; /* what ran when the op began */
+	unsigned stops; /* stops in flight, plus one while issuing them */
+	/* The failure a rollback reports once done. */
+	int fail_rv;
+	char fail_errmsg[CORRAL_ERRMSG_SIZE];
+	api_https_cb cb;
+	void *arg;
+	struct api_listeners_op *next; /* in api->listeners_queue */
+};
+
+static void listeners_begin(struct api_listeners_op *op);
+
+/* The address @l is bound to into @out, "" when it is not listening. */
+static void bound_address(struct https_listener *l, char *out, size_t size)
 {
-	struct https_set *set = l->data2;
-	struct api *a = set->a;
-	char errmsg[CORRAL_ERRMSG_SIZE] = "";
+	if (!https_listener_active(l) ||
+	    https_listener_address(l, out, size) != 0) {
+		out[0] = '\0';
+	}
+}
+
+/* What runs now, with the bound addresses. */
+static void listeners_current(struct api *a, struct listeners_want *w)
+{
+	snprintf(w->core, sizeof w->core, "%s", a->https_address);
+	bound_address(&a->https, w->core_bind, sizeof w->core_bind);
+	if (w->core_bind[0] == '\0') {
+		w->core[0] = '\0';
+	}
+	snprintf(w->cluster, sizeof w->cluster, "%s", a->cluster_address);
+	snprintf(w->slot, sizeof w->slot, "%s", a->cluster_https_address);
+	bound_address(&a->cluster_https, w->slot_bind, sizeof w->slot_bind);
+	if (w->slot_bind[0] == '\0') {
+		w->slot[0] = '\0';
+	}
+}
+
+/* The TLS context both listeners share: members present the cluster
+ * certificate, a standalone daemon its own. */
+static int listeners_ctx(struct api *a, char *errmsg)
+{
 	char crt[4200];
 	char key[4200];
+
+	if (a->tls_ctx != NULL) {
+		return 0;
+	}
+	if (a->cluster != NULL) {
+		snprintf(crt, sizeof crt, "%s",
+			 cluster_listener_crt(a->cluster));
+		snprintf(key, sizeof key, "%s",
+			 cluster_listener_key(a->cluster));
+	} else {
+		snprintf(crt, sizeof crt, "%s/server.crt", a->state_dir);
+		snprintf(key, sizeof key, "%s/server.key", a->state_dir);
+	}
+	return tls_server_ctx_create(crt, key, &a->tls_ctx, errmsg);
+}
+
+/* End @op: report to its caller (a rollback reports the failure it undid),
+ * then run the next queued change. */
+static void listeners_finish(struct api_listeners_op *op,
+			     int rv,
+			     const char *errmsg)
+{
+	struct api *a = op->a;
+	struct api_listeners_op *next;
+
+	if (op->fail_rv != 0) {
+		if (rv != 0) {
+			log_error(
+			    "msg=\"cannot restore the TLS listeners\" "
+			    "error=\"%s\"",
+			    errmsg);
+		}
+		rv = op->fail_rv;
+		errmsg = op->fail_errmsg;
+	}
+	if (op->cb != NULL) {
+		op->cb(a, rv, errmsg, op->arg);
+	}
+	a->listeners_op = NULL;
+	next = a->listeners_queue;
+	if (next != NULL) {
+		a->listeners_queue = next->next;
+		next->next = NULL;
+	}
+	free(op);
+	if (next != NULL) {
+		listeners_begin(next);
+	} else if (a->listeners_close_wait) {
+		a->listeners_close_wait = false;
+		a->closing_handles--;
+		api_maybe_closed(a);
+	}
+}
+
+/* A bind failed: put back what ran before @op began, on the same ports,
+ * then report @rv. A failed rollback keeps what it could. */
+static void listeners_failed(struct api_listeners_op *op,
+			     int rv,
+			     const char *key,
+			     const char *errmsg)
+{
+	struct api *a = op->a;
+	struct listeners_want *w = &op->want;
+	char msg[CORRAL_ERRMSG_SIZE];
+
+	snprintf(msg, sizeof msg, "%s: %s", key, errmsg);
+	if (op->exact) {
+		snprintf(a->https_address, sizeof a->https_address, "%s",
+			 https_listener_active(&a->https) ? w->core : "");
+		snprintf(a->cluster_address, sizeof a->cluster_address, "%s",
+			 w->cluster);
+		snprintf(
+		    a->cluster_https_address, sizeof a->cluster_https_address,
+		    "%s",
+		    https_listener_active(&a->cluster_https) ? w->slot : "");
+		api_invalidate_root(a);
+		listeners_finish(op, rv, msg);
+		return;
+	}
+	log_warn("msg=\"cannot listen\" error=\"%s\"", msg);
+	op->fail_rv = rv;
+	snprintf(op->fail_errmsg, sizeof op->fail_errmsg, "%s", msg);
+	op->want = op->before;
+	op->exact = true;
+	op->keep_core = false;
+	op->keep_cluster = false;
+	op->force_core = op->core_changes;
+	op->force_slot = op->slot_changes;
+	listeners_begin(op);
+}
+
+/* Every listener @op changes is stopped: bind the new ones, the core one
+ * first. */
+static void listeners_start(struct api_listeners_op *op)
+{
+	struct api *a = op->a;
+	struct listeners_want *w = &op->want;
+	char errmsg[CORRAL_ERRMSG_SIZE] = "";
+	char bound[128];
+	const char *key = "core.https_address";
 	int rv = 0;
 
-	l->data2 = NULL;
-	if (set->address[0] != '\0' && a->tls_ctx == NULL) {
-		/* Members present the cluster certificate. */
-		if (a->cluster != NULL) {
-			snprintf(crt, sizeof crt, "%s",
-				 cluster_listener_crt(a->cluster));
-			snprintf(key, sizeof key, "%s",
-				 cluster_listener_key(a->cluster));
-		} else {
-			snprintf(crt, sizeof crt, "%s/server.crt",
-				 a->state_dir);
-			snprintf(key, sizeof key, "%s/server.key",
-				 a->state_dir);
-		}
-		rv = tls_server_ctx_create(crt, key, &a->tls_ctx, errmsg);
+	if (a->listeners_closed) {
+		listeners_finish(op, -ECANCELED, "shutting down");
+		return;
 	}
-	if (rv == 0 && set->address[0] != '\0') {
+	if ((op->core_changes && w->core_bind[0] != '\0') ||
+	    (op->slot_changes && w->slot_bind[0] != '\0')) {
+		rv = listeners_ctx(a, errmsg);
+	}
+	if (rv == 0 && op->core_changes && w->core_bind[0] != '\0') {
 		rv = https_listener_start(&a->https, a->loop, &a->http,
-					  a->tls_ctx, set->address, errmsg);
+					  a->tls_ctx, w->core_bind, errmsg);
 	}
-	if (rv == 0) {
-		snprintf(a->https_address, sizeof a->https_address, "%s",
-			 set->address);
-		if (set->address[0] != '\0') {
-			char bound[128] = "";
-			https_listener_address(&a->https, bound, sizeof bound);
-			log_info("msg=\"listening\" https=%s", bound);
+	if (rv == 0 && op->slot_changes && w->slot_bind[0] != '\0') {
+		key = "cluster.https_address";
+		bound_address(&a->https, bound, sizeof bound);
+		if (!op->exact && https_address_covers(bound, w->slot)) {
+			/* The new core listener serves it. */
+			w->slot[0] = '\0';
+			w->slot_bind[0] = '\0';
+		} else {
+			rv = https_listener_start(&a->cluster_https, a->loop,
+						  &a->http, a->tls_ctx,
+						  w->slot_bind, errmsg);
 		}
-	} else {
-		a->https_address[0] = '\0';
-		log_warn("msg=\"cannot listen\" address=%s error=\"%s\"",
-			 set->address, errmsg);
+	}
+	if (rv != 0) {
+		listeners_failed(op, rv, key, errmsg);
+		return;
+	}
+	snprintf(a->https_address, sizeof a->https_address, "%s", w->core);
+	snprintf(a->cluster_address, sizeof a->cluster_address, "%s",
+		 w->cluster);
+	snprintf(a->cluster_https_address, sizeof a->cluster_https_address,
+		 "%s", w->slot);
+	if (op->core_changes && w->core_bind[0] != '\0') {
+		bound_address(&a->https, bound, sizeof bound);
+		log_info("msg=\"listening\" https=%s", bound);
+	}
+	if (op->slot_changes && w->slot_bind[0] != '\0') {
+		bound_address(&a->cluster_https, bound, sizeof bound);
+		log_info("msg=\"listening\" cluster_https=%s", bound);
 	}
 	api_invalidate_root(a);
-	set->cb(a, rv, errmsg, set->arg);
-	free(set);
+	listeners_finish(op, 0, "");
+}
+
+static void listeners_stopped(struct api_listeners_op *op)
+{
+	if (--op->stops == 0) {
+		listeners_start(op);
+	}
+}
+
+static void listeners_stopped_cb(struct https_listener *l)
+{
+	struct api_listeners_op *op = l->data2;
+
+	l->data2 = NULL;
+	listeners_stopped(op);
+}
+
+/* Decide what @op changes, stop those listeners, then bind. */
+static void listeners_begin(struct api_listeners_op *op)
+{
+	struct api *a = op->a;
+	struct listeners_want *w = &op->want;
+
+	a->listeners_op = op;
+	if (a->listeners_closed) {
+		listeners_finish(op, -ECANCELED, "shutting down");
+		return;
+	}
+	listeners_current(a, &op->before);
+	if (op->keep_core) {
+		snprintf(w->core, sizeof w->core, "%s", a->https_address);
+	}
+	if (op->keep_cluster) {
+		snprintf(w->cluster, sizeof w->cluster, "%s",
+			 a->cluster_address);
+	}
+	if (!op->exact) {
+		/* A restart keeps the port a listener has (port 0). */
+		snprintf(w->core_bind, sizeof w->core_bind, "%s",
+			 op->force_core &&
+				 strcmp(w->core, a->https_address) == 0 &&
+				 op->before.core_bind[0] != '\0'
+			     ? op->before.core_bind
+			     : w->core);
+	}
+	op->core_changes =
+	    op->force_core || strcmp(w->core, a->https_address) != 0 ||
+	    (w->core_bind[0] != '\0') != https_listener_active(&a->https);
+	if (!op->exact) {
+		const char *slot = w->cluster;
+
+		/* No second listener where the core one serves already. */
+		if (https_address_covers(w->core, slot) ||
+		    (!op->core_changes &&
+		     https_address_covers(op->before.core_bind, slot))) {
+			slot = "";
+		}
+		snprintf(w->slot, sizeof w->slot, "%s", slot);
+		snprintf(w->slot_bind, sizeof w->slot_bind, "%s",
+			 op->force_slot &&
+				 strcmp(slot, a->cluster_https_address) == 0 &&
+				 op->before.slot_bind[0] != '\0'
+			     ? op->before.slot_bind
+			     : slot);
+	}
+	op->slot_changes = op->force_slot ||
+			   strcmp(w->slot, a->cluster_https_address) != 0 ||
+			   (w->slot_bind[0] != '\0') !=
+			       https_listener_active(&a->cluster_https);
+	op->stops = 1;
+	if (op->core_changes) {
+		op->stops++;
+		a->https.data2 = op;
+		https_listener_stop(&a->https, listeners_stopped_cb);
+	}
+	if (op->slot_changes) {
+		op->stops++;
+		a->cluster_https.data2 = op;
+		https_listener_stop(&a->cluster_https, listeners_stopped_cb);
+	}
+	listeners_stopped(op);
+}
+
+/* Run @op now, or after the changes queued before it. */
+static void listeners_enqueue(struct api *a, struct api_listeners_op *op)
+{
+	struct api_listeners_op **p = &a->listeners_queue;
+
+	if (a->listeners_op == NULL) {
+		listeners_begin(op);
+		return;
+	}
+	while (*p != NULL) {
+		p = &(*p)->next;
+	}
+	*p = op;
+}
+
+void api_listeners_set(struct api *a,
+		       const char *core,
+		       const char *cluster,
+		       unsigned flags,
+		       api_https_cb cb,
+		       void *arg)
+{
+	struct api_listeners_op *op = calloc(1, sizeof *op);
+
+	if (op == NULL) {
+		cb(a, -ENOMEM, "out of memory", arg);
+		return;
+	}
+	op->a = a;
+	op->keep_core = core == NULL;
+	op->keep_cluster = cluster == NULL;
+	snprintf(op->want.core, sizeof op->want.core, "%s",
+		 core != NULL ? core : "");
+	snprintf(op->want.cluster, sizeof op->want.cluster, "%s",
+		 cluster != NULL ? cluster : "");
+	op->force_core = (flags & API_LISTENERS_RESTART) != 0;
+	op->force_slot = op->force_core;
+	op->cb = cb;
+	op->arg = arg;
+	listeners_enqueue(a, op);
 }
 
 void api_https_set(struct api *a,
@@ -894,19 +1202,69 @@ void api_https_set(struct api *a,
 		   api_https_cb cb,
 		   void *arg)
 {
-	struct https_set *set = calloc(1, sizeof *set);
+	api_listeners_set(a, address, NULL, 0, cb, arg);
+}
 
-	if (set == NULL) {
+json_t *api_listeners_snapshot(struct api *a)
+{
+	struct listeners_want w;
+
+	listeners_current(a, &w);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "core", w.core,
+			 "core_bind", w.core_bind, "cluster", w.cluster, "slot",
+			 w.slot, "slot_bind", w.slot_bind);
+}
+
+/* Copy string @key of @obj into @out, "" when absent. */
+static void snapshot_get(json_t *obj, const char *key, char *out, size_t size)
+{
+	const char *v = json_string_value(json_object_get(obj, key));
+
+	snprintf(out, size, "%s", v != NULL ? v : "");
+}
+
+void api_listeners_restore(struct api *a,
+			   json_t *snapshot,
+			   api_https_cb cb,
+			   void *arg)
+{
+	struct api_listeners_op *op = calloc(1, sizeof *op);
+	struct listeners_want *w;
+
+	if (op == NULL) {
 		cb(a, -ENOMEM, "out of memory", arg);
 		return;
 	}
-	set->a = a;
-	snprintf(set->address, sizeof set->address, "%s", address);
-	set->cb = cb;
-	set->arg = arg;
-	a->https.data = a;
-	a->https.data2 = set;
-	https_listener_stop(&a->https, https_set_stopped_cb);
+	w = &op->want;
+	op->a = a;
+	op->exact = true;
+	snapshot_get(snapshot, "core", w->core, sizeof w->core);
+	snapshot_get(snapshot, "core_bind", w->core_bind, sizeof w->core_bind);
+	snapshot_get(snapshot, "cluster", w->cluster, sizeof w->cluster);
+	snapshot_get(snapshot, "slot", w->slot, sizeof w->slot);
+	snapshot_get(snapshot, "slot_bind", w->slot_bind, sizeof w->slot_bind);
+	op->cb = cb;
+	op->arg = arg;
+	listeners_enqueue(a, op);
+}
+
+void api_listeners_configured(struct api *a,
+			      const char *core,
+			      const char *cluster)
+{
+	if (core != NULL) {
+		snprintf(a->https_address, sizeof a->https_address, "%s", core);
+	}
+	if (cluster != NULL) {
+		snprintf(a->cluster_address, sizeof a->cluster_address, "%s",
+			 cluster);
+		if (a->cluster_https_address[0] != '\0') {
+			snprintf(a->cluster_https_address,
+				 sizeof a->cluster_https_address, "%s",
+				 cluster);
+		}
+	}
+	api_invalidate_root(a);
 }
 
 /* Whether @sa is a global unicast address, as Go's
@@ -1003,9 +1361,19 @@ void api_close(struct api *a, void (*cb)(void *arg), void *arg)
 		unlink(a->socket_path);
 	}
 	http_server_close_all(&a->http);
+	/* A listener change in flight ends first (binding nothing). */
+	a->listeners_closed = true;
+	if (a->listeners_op != NULL && !a->listeners_close_wait) {
+		a->listeners_close_wait = true;
+		a->closing_handles++;
+	}
 	if (https_listener_active(&a->https)) {
 		a->closing_handles++;
 		https_listener_stop(&a->https, https_closed_cb);
+	}
+	if (https_listener_active(&a->cluster_https)) {
+		a->closing_handles++;
+		https_listener_stop(&a->cluster_https, https_closed_cb);
 	}
 	a->closing_handles += 3;
 	api_prop_close(a, sub_closed_cb, a);
@@ -1021,6 +1389,12 @@ void api_destroy(struct api *a)
 	}
 	api_invalidate_root(a);
 	api_list_cache_destroy(a);
+	while (a->listeners_queue != NULL) {
+		struct api_listeners_op *op = a->listeners_queue;
+
+		a->listeners_queue = op->next;
+		free(op);
+	}
 	if (a->tls_ctx != NULL) {
 		tls_server_ctx_destroy(a->tls_ctx);
 	}

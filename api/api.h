@@ -19,6 +19,7 @@
 
 struct api_req;
 struct api_prop;
+struct api_listeners_op;
 
 /* Areas whose generations members compare: trust, projects, profiles,
  * instances, config (api/propagation.c). */
@@ -109,6 +110,19 @@ struct api {
 	SSL_CTX *tls_ctx;
 	struct https_listener https;
 	char https_address[256]; /* configured address, "" when off */
+	/* cluster.https_address as the listeners serve it ("" when unset),
+	 * and the second listener, same context, server and policies, bound
+	 * only when the core listener does not cover that address
+	 * (https_address_covers()); cluster_https_address is the address it
+	 * was started for, "" when it is off. Changed only through
+	 * api_listeners_set(), one change at a time (the others queue). */
+	char cluster_address[256];
+	struct https_listener cluster_https;
+	char cluster_https_address[256];
+	struct api_listeners_op *listeners_op;    /* running, or NULL */
+	struct api_listeners_op *listeners_queue; /* waiting, owned */
+	bool listeners_closed;     /* api_close() began: bind nothing more */
+	bool listeners_close_wait; /* api_close() waits for listeners_op */
 
 	int closing_handles;
 	void (*close_cb)(void *arg);
@@ -333,10 +347,44 @@ bool api_cluster_authorize(struct api_req *r, bool join);
 /* Bound on that header's value: an RSA 8192 certificate fits. */
 #define API_FWD_CERTIFICATE_MAX 6144
 
+/* Room for the API_FWD_* header lines of one request. */
+#define API_FWD_HEADERS_SIZE \
+	(512 + sizeof API_FWD_CERTIFICATE + API_FWD_CERTIFICATE_MAX)
+
+/* Write the API_FWD_* header lines naming the caller of @r into @out
+ * (@size bytes, API_FWD_HEADERS_SIZE fits all): what a member sends along
+ * with a request it makes on the caller's behalf, so that the member
+ * receiving it authorizes that caller (never the member certificate). The
+ * certificate line is left out when it does not fit. */
+void api_cluster_caller_headers(const struct api_req *r,
+				char *out,
+				size_t size);
+
+/* Answer @r with a member's HTTP @status and JSON @body (borrowed) as they
+ * are (the answer to a request made on @r's behalf), and free @r. */
+void api_cluster_relay(struct api_req *r, unsigned status, const char *body);
+
+/* Tokens and their operations (endpoints_operations.c). */
+
+/* What a token row records in its data about the operation @op_id
+ * (copied) that this member is about to create for it: {"operation",
+ * "member", "node_id", "boot"} (see state_token_prune()). A new object, or
+ * NULL on OOM. */
+json_t *api_token_owner(struct api *a, const char *op_id);
+
+/* Once the database is ready: delete the tokens this member (a standalone
+ * daemon: any) issued in an earlier run, whose operations died with it,
+ * and log how many. */
+void api_tokens_prune(struct api *a);
+
 /* Whether @r arrived over TLS from a member: its certificate is a `server`
  * identity in the trust store (before the database can be read: listed in
  * cluster.members). Never a database round trip. */
 bool api_cluster_from_member(struct api_req *r);
+
+/* @r's request target, path and query as they came (the parser keeps them
+ * apart): a new string, or NULL on OOM. */
+char *api_request_target(const struct api_req *r);
 
 /* ?target=NAME naming another member: forward @r over the member channel
  * to that member, with the original caller's identity in the API_FWD_*
@@ -354,19 +402,64 @@ void api_cluster_trust_installed(struct api *a, json_t *identities);
 /* Once the database is ready: load this member's name. */
 void api_cluster_ready(struct api *a);
 
-/* Completion of api_https_set(): @rv 0, or a negative code with @errmsg. */
+/* Completion of api_listeners_set(): @rv 0, or a negative code with
+ * @errmsg naming the key whose listener failed, e.g. "cluster.https_address:
+ * listen on 127.0.0.2:8443: address already in use". */
 typedef void (*api_https_cb)(struct api *a,
 			     int rv,
 			     const char *errmsg,
 			     void *arg);
 
-/* Make the TLS listener serve @address ("" stops it): stops the current
- * listener, then binds the new one. @cb runs on the loop. @address is
- * copied. */
+/* Flags of api_listeners_set(). */
+enum {
+	/* Start the listeners again even when their addresses stay: the TLS
+	 * context was dropped (a joiner presents cluster.crt from then on). */
+	API_LISTENERS_RESTART = 1 << 0,
+};
+
+/* Make the TLS listeners serve @core (core.https_address, "" for none,
+ * NULL to keep the current one) and @cluster (cluster.https_address,
+ * likewise). A second listener is bound on @cluster unless the core
+ * listener covers it (https_address_covers() of the configured or, when
+ * it stays, the bound core address): both serve the same API with the
+ * same certificate. Only a listener whose address changes is stopped and
+ * started again (the core one first); connections already accepted stay
+ * open. When a bind fails, both listeners are put back as they were (on
+ * the ports they had) before @cb gets the error: nothing changed. Changes
+ * run one at a time in call order; @cb runs on the loop, possibly before
+ * this returns. Strings are copied. */
+void api_listeners_set(struct api *a,
+		       const char *core,
+		       const char *cluster,
+		       unsigned flags,
+		       api_https_cb cb,
+		       void *arg);
+
+/* Move the core listener to @address ("" stops it), keeping
+ * cluster.https_address: api_listeners_set(@a, @address, NULL, 0, ...). */
 void api_https_set(struct api *a,
 		   const char *address,
 		   api_https_cb cb,
 		   void *arg);
+
+/* What the listeners serve now (configured and bound addresses), to put
+ * back with api_listeners_restore() when the config write that followed a
+ * change failed: a new object, NULL on OOM. */
+json_t *api_listeners_snapshot(struct api *a);
+
+/* Put the listeners back as @snapshot (borrowed) says, on the ports they
+ * had then. @cb as for api_listeners_set(). */
+void api_listeners_restore(struct api *a,
+			   json_t *snapshot,
+			   api_https_cb cb,
+			   void *arg);
+
+/* Record @core and @cluster (NULL leaves one as it is) as the configured
+ * addresses of the listeners that already serve them, after enable or join
+ * stored them with a port 0 made real. No listener is touched. */
+void api_listeners_configured(struct api *a,
+			      const char *core,
+			      const char *cluster);
 
 /* Install a trust store snapshot (identities with roles, as from
  * state_trust_snapshot()) when @generation is newer than the cache's, and
@@ -413,6 +506,25 @@ void api_prop_destroy(struct api *a);
 
 /* The generations this member has loaded (-1: unknown). */
 void api_prop_gens(struct api *a, int64_t gens[API_PROP_AREAS]);
+
+/* What a member runs, as its heartbeats tell: for GET /1.0/cluster/members
+ * (an extension of LXD's fields, for rolling upgrades). 0 and "" when
+ * unknown. */
+struct api_member_info {
+	int schema;         /* the newest database schema its binary knows */
+	int api_extensions; /* how many API extensions it advertises */
+	char version[32];
+	char architecture[72];
+};
+
+/* This member's own. */
+void api_member_info_local(struct api_member_info *info);
+
+/* Member @name's, from its last heartbeat (this member's own when @name is
+ * this member). Returns false, with @info zeroed, when none arrived yet. */
+bool api_prop_member_info(struct api *a,
+			  const char *name,
+			  struct api_member_info *info);
 
 /* Read every area's generation in @tx, with one query, and the member list
  * (the members a change notification goes to) into *@members (any

@@ -121,12 +121,22 @@ static void db_done_cb(void *arg, int rv, const char *errmsg)
 struct db_trampoline {
 	struct api_db_call *c;
 	api_db_fn fn;
+	unsigned runs;
 };
 
 static int trampoline_work(struct state_tx *tx, void *arg)
 {
 	struct db_trampoline *t = arg;
 	int rv;
+
+	/* A transaction run again (see state_submit()): what the rolled
+	 * back run produced is dropped. */
+	if (t->runs++ > 0) {
+		json_decref(t->c->out);
+		t->c->out = NULL;
+		json_decref(t->c->trust_snapshot);
+		t->c->trust_snapshot = NULL;
+	}
 
 	rv = t->fn(tx, t->c);
 	/* The generations this write leaves, read under its write lock: the
@@ -165,6 +175,7 @@ void api_db_run(struct api_db_call *c, bool write, api_db_fn fn)
 	}
 	t->c = c;
 	t->fn = fn;
+	t->runs = 0;
 	c->write = write;
 	c->write_gen = c->r->api->write_gen;
 	api_prop_gens(c->r->api, c->gens_before);

@@ -1425,9 +1425,10 @@ static void token_create_reply(struct api_db_call *c, int rv)
 		return;
 	}
 	metadata = json_incref(json_object_get(c->in, "metadata"));
-	rv = ops_op_create(r->api->ops, OPS_CLASS_TOKEN,
-			   "Certificate add token", "", NULL, metadata, true,
-			   token_cancel_cb, r->api, &op);
+	rv = ops_op_create_id(
+	    r->api->ops, json_string_value(json_object_get(c->in, "operation")),
+	    OPS_CLASS_TOKEN, "Certificate add token", "", NULL, metadata, true,
+	    token_cancel_cb, r->api, &op);
 	if (rv != 0) {
 		api_reply_error(r, 500, "out of memory");
 		return;
@@ -1458,6 +1459,8 @@ static void token_create(struct api_req *r, const struct post_req *p)
 	unsigned char raw[32];
 	char secret[65];
 	char hash[65];
+	char op_id[OPS_ID_SIZE];
+	json_t *owner = NULL;
 	char expires[OPS_TIME_SIZE];
 	struct timespec ts;
 	const char *expiry;
@@ -1559,6 +1562,18 @@ static void token_create(struct api_req *r, const struct post_req *p)
 			  (json_int_t)ts.tv_sec, "expiry_ms",
 			  (json_int_t)seconds * 1000, "metadata", metadata);
 	OPENSSL_cleanse(secret, sizeof secret);
+	/* The token's data also names its operation and this member, so
+	 * that any member can revoke it (api_token_owner()). */
+	if (c->in != NULL && ops_uuid(op_id) == 0) {
+		owner = api_token_owner(r->api, op_id);
+	}
+	if (owner == NULL ||
+	    json_object_set_new(c->in, "operation", json_string(op_id)) != 0 ||
+	    json_object_update(json_object_get(c->in, "data"), owner) != 0) {
+		json_decref(c->in);
+		c->in = NULL;
+	}
+	json_decref(owner);
 	if (c->in == NULL) {
 		free(c);
 		api_reply_error(r, 500, "out of memory");

@@ -452,6 +452,9 @@ struct ccall {
 	int64_t trust_gen;
 	char name[64];
 	char address[256];
+	/* Enable and join: the member's core.https_address to store, "" to
+	 * leave it (address is its cluster.https_address). */
+	char core_address[256];
 	char via[256]; /* the member a joiner joins through */
 	char secret_hash[65];
 	char *server_pem; /* owned */
@@ -599,11 +602,12 @@ static bool address_dialable(const char *address)
 	       strncmp(address, "[::]:", 5) != 0 && address[0] != ':';
 }
 
-/* Set the member-local keys core.https_address and cluster.https_address
- * of member @id to @address. */
+/* Set the member-local keys of member @id: core.https_address to @core
+ * (unless "") and cluster.https_address to @cluster. */
 static int set_member_addresses(struct state_tx *tx,
 				int64_t id,
-				const char *address)
+				const char *core,
+				const char *cluster)
 {
 	json_t *local = NULL;
 	int rv;
@@ -612,9 +616,12 @@ static int set_member_addresses(struct state_tx *tx,
 	if (rv != 0) {
 		return rv;
 	}
-	json_object_set_new(local, "core.https_address", json_string(address));
+	if (core[0] != '\0') {
+		json_object_set_new(local, "core.https_address",
+				    json_string(core));
+	}
 	json_object_set_new(local, "cluster.https_address",
-			    json_string(address));
+			    json_string(cluster));
 	rv = state_node_config_replace(tx, id, local);
 	json_decref(local);
 	return rv;
@@ -623,6 +630,10 @@ static int set_member_addresses(struct state_tx *tx,
 static void member_name_set(struct api *a, const char *name)
 {
 	snprintf(a->member_name, sizeof a->member_name, "%s", name);
+	/* LXD's operation "location" is the member's name in a cluster. */
+	if (ops_set_location(a->ops, name) != 0) {
+		log_warn("msg=\"set operation location: out of memory\"");
+	}
 	api_prop_start(a);
 	api_invalidate_root(a);
 }
@@ -749,7 +760,7 @@ static int enable_work(struct state_tx *tx, void *arg)
 
 	rv = state_member_update(tx, 1, cc->name, cc->address);
 	if (rv == 0) {
-		rv = set_member_addresses(tx, 1, cc->address);
+		rv = set_member_addresses(tx, 1, cc->core_address, cc->address);
 	}
 	if (rv != 0) {
 		return rv;
@@ -776,6 +787,9 @@ static void enable_done(void *arg, int rv, const char *errmsg)
 		ccall_fail(cc, rv, "enable clustering");
 		return;
 	}
+	api_listeners_configured(
+	    cc->a, cc->core_address[0] != '\0' ? cc->core_address : NULL,
+	    cc->address);
 	formation_finish(cc);
 }
 
@@ -793,55 +807,83 @@ static void enable_restarted_cb(void *arg, int rv, const char *errmsg)
 	ccall_submit(cc, true, enable_work, enable_done, "enable clustering");
 }
 
-static void cluster_enable(struct api_req *r, json_t *body)
+/* The core.https_address a member stores: the configured one, with a port
+ * 0 made the bound port (so that a restart binds the same); "" when the
+ * core listener is off. */
+static void core_address_kept(struct api *a, char *out, size_t size)
 {
-	struct api *a = r->api;
-	const char *name =
-	    json_string_value(json_object_get(body, "server_name"));
-	const char *given = json_string_value(
-	    json_object_get(a->config, "cluster.https_address"));
-	char bound[256] = "";
-	struct ccall *cc;
-	int rv;
+	char host[256];
+	unsigned port = 1;
 
-	if (name == NULL || validate_name("member", name, r->errmsg) != 0 ||
-	    strcmp(name, "none") == 0 || strlen(name) >= sizeof cc->name) {
-		api_reply_error(r, 400, "invalid server_name: %s",
-				name == NULL ? "missing" : r->errmsg);
-		return;
-	}
 	if (!https_listener_active(&a->https) ||
-	    https_listener_address(&a->https, bound, sizeof bound) != 0) {
-		api_reply_error(r, 400,
-				"core.https_address must be set before "
-				"enabling clustering");
+	    https_listener_address(&a->https, out, size) != 0) {
+		out[0] = '\0';
 		return;
 	}
-	if (!address_dialable(bound)) {
-		api_reply_error(r, 400,
-				"core.https_address %s is a wildcard: set "
-				"a specific address to enable clustering",
-				bound);
+	if (https_address_parse(a->https_address, host, sizeof host, &port,
+				NULL) != 0 ||
+	    port != 0) {
+		snprintf(out, size, "%s", a->https_address);
+	}
+}
+
+/* The cluster address @given (cluster.https_address as configured) is
+ * served by a listener: write the address other members dial into @out
+ * (@size bytes): the separate cluster listener's bound address, else the
+ * core listener's, or @given itself when the core listener is bound to a
+ * wildcard. Returns 0, or CORRAL_EINVALID when no listener serves it or
+ * it is a wildcard. */
+static int cluster_address_served(struct api *a,
+				  const char *given,
+				  char *out,
+				  size_t size)
+{
+	int rv = -ENOTCONN;
+
+	if (a->cluster_https_address[0] != '\0') {
+		rv = https_listener_address(&a->cluster_https, out, size);
+	} else if (https_listener_active(&a->https)) {
+		rv = https_listener_address(&a->https, out, size);
+		if (rv == 0 && https_address_wildcard(out)) {
+			rv = https_address_normalize(given, out, size);
+		}
+	}
+	if (rv != 0 || !address_dialable(out)) {
+		return CORRAL_EINVALID;
+	}
+	return 0;
+}
+
+/* The listener of the cluster address is up (or could not bind): commit
+ * the enable. */
+static void enable_listening_cb(struct api *a,
+				int rv,
+				const char *errmsg,
+				void *arg)
+{
+	struct ccall *cc = arg;
+	char given[256];
+
+	if (rv != 0) {
+		corral_errf(cc->errmsg, sizeof cc->errmsg, "%s", errmsg);
+		ccall_fail(cc, CORRAL_EINVALID, "enable clustering");
 		return;
 	}
-	if (given != NULL && given[0] != '\0' && strcmp(given, bound) != 0) {
-		api_reply_error(r, 400,
-				"cluster.https_address must be the address "
-				"of core.https_address (%s)",
-				bound);
+	snprintf(given, sizeof given, "%s", cc->address);
+	if (cluster_address_served(a, given, cc->address, sizeof cc->address) !=
+	    0) {
+		corral_errf(cc->errmsg, sizeof cc->errmsg,
+			    "cluster.https_address %s is not served by a "
+			    "listener",
+			    given);
+		ccall_fail(cc, CORRAL_EINVALID, "enable clustering");
 		return;
 	}
-	cc = ccall_new(r);
-	if (cc == NULL) {
-		return;
-	}
-	snprintf(cc->name, sizeof cc->name, "%s", name);
-	snprintf(cc->address, sizeof cc->address, "%s", bound);
+	core_address_kept(a, cc->core_address, sizeof cc->core_address);
 	cc->server_pem = strdup(a->cert_pem);
 	if (cc->server_pem == NULL) {
-		api_reply_error(r, 500, "out of memory");
-		cc->r = NULL;
-		ccall_free(cc);
+		corral_errf(cc->errmsg, sizeof cc->errmsg, "out of memory");
+		ccall_fail(cc, -ENOMEM, "enable clustering");
 		return;
 	}
 	rv = cluster_enable_files(a->cluster, cc->errmsg);
@@ -849,7 +891,6 @@ static void cluster_enable(struct api_req *r, json_t *body)
 		ccall_fail(cc, rv, "enable clustering");
 		return;
 	}
-	a->cluster_pending = cc;
 	rv = ccall_reply_task(cc, "Enabling clustering");
 	if (rv == 0) {
 		rv = state_reconfigure(a->state, 1, cc->address, false, NULL,
@@ -865,6 +906,63 @@ static void cluster_enable(struct api_req *r, json_t *body)
 		 cc->address);
 }
 
+/* cluster.https_address is the given one, else core.https_address's bound
+ * address; a wildcard is refused. Its listener (a second one when the core
+ * listener does not cover it) is bound before anything is written, so an
+ * address that cannot be used changes nothing. */
+static void cluster_enable(struct api_req *r, json_t *body)
+{
+	struct api *a = r->api;
+	const char *name =
+	    json_string_value(json_object_get(body, "server_name"));
+	const char *given = json_string_value(
+	    json_object_get(a->config, "cluster.https_address"));
+	char bound[256] = "";
+	struct ccall *cc;
+
+	if (name == NULL || validate_name("member", name, r->errmsg) != 0 ||
+	    strcmp(name, "none") == 0 || strlen(name) >= sizeof cc->name) {
+		api_reply_error(r, 400, "invalid server_name: %s",
+				name == NULL ? "missing" : r->errmsg);
+		return;
+	}
+	if (given == NULL || given[0] == '\0') {
+		if (!https_listener_active(&a->https) ||
+		    https_listener_address(&a->https, bound, sizeof bound) !=
+			0) {
+			api_reply_error(r, 400,
+					"core.https_address must be set before "
+					"enabling clustering");
+			return;
+		}
+		if (!address_dialable(bound)) {
+			api_reply_error(
+			    r, 400,
+			    "core.https_address %s is a wildcard: set "
+			    "cluster.https_address or a specific "
+			    "core.https_address to enable clustering",
+			    bound);
+			return;
+		}
+		given = bound;
+	} else if (https_address_wildcard(given)) {
+		api_reply_error(r, 400,
+				"cluster.https_address %s is a wildcard: set "
+				"a specific address to enable clustering",
+				given);
+		return;
+	}
+	cc = ccall_new(r);
+	if (cc == NULL) {
+		return;
+	}
+	snprintf(cc->name, sizeof cc->name, "%s", name);
+	/* Until the listener is up: the configured address. */
+	snprintf(cc->address, sizeof cc->address, "%s", given);
+	a->cluster_pending = cc;
+	api_listeners_set(a, NULL, cc->address, 0, enable_listening_cb, cc);
+}
+
 /* ------------------------------------------------------------------------ */
 /* PUT /1.0/cluster: join                                                     */
 
@@ -873,7 +971,8 @@ static int join_config_work(struct state_tx *tx, void *arg)
 	struct ccall *cc = arg;
 	int rv;
 
-	rv = set_member_addresses(tx, (int64_t)cc->node_id, cc->address);
+	rv = set_member_addresses(tx, (int64_t)cc->node_id, cc->core_address,
+				  cc->address);
 	if (rv != 0) {
 		return rv;
 	}
@@ -889,6 +988,9 @@ static void join_config_done(void *arg, int rv, const char *errmsg)
 		ccall_fail(cc, rv, "join");
 		return;
 	}
+	api_listeners_configured(
+	    cc->a, cc->core_address[0] != '\0' ? cc->core_address : NULL,
+	    cc->address);
 	formation_finish(cc);
 }
 
@@ -1038,7 +1140,10 @@ static void join_accepted_cb(void *arg,
 	tls_server_ctx_destroy(a->tls_ctx);
 	a->tls_ctx = NULL;
 	api_invalidate_root(a);
-	api_https_set(a, a->https_address, join_listener_cb, cc);
+	/* Both listeners, on the ports they have: the members dial the
+	 * cluster address pinning cluster.crt. */
+	api_listeners_set(a, NULL, NULL, API_LISTENERS_RESTART,
+			  join_listener_cb, cc);
 }
 
 static void join_send(struct ccall *cc)
@@ -1077,7 +1182,8 @@ static void join_listening_cb(struct api *a,
 			      void *arg)
 {
 	struct ccall *cc = arg;
-	char bound[256] = "";
+	const char *address =
+	    json_string_value(json_object_get(cc->in, "server_address"));
 
 	if (rv != 0) {
 		corral_errf(cc->errmsg, sizeof cc->errmsg, "server_address: %s",
@@ -1085,8 +1191,15 @@ static void join_listening_cb(struct api *a,
 		ccall_fail(cc, CORRAL_EINVALID, "join");
 		return;
 	}
-	https_listener_address(&a->https, bound, sizeof bound);
-	snprintf(cc->address, sizeof cc->address, "%s", bound);
+	if (cluster_address_served(a, address, cc->address,
+				   sizeof cc->address) != 0) {
+		corral_errf(cc->errmsg, sizeof cc->errmsg,
+			    "server_address %s is not served by a listener",
+			    address);
+		ccall_fail(cc, CORRAL_EINVALID, "join");
+		return;
+	}
+	core_address_kept(a, cc->core_address, sizeof cc->core_address);
 	join_send(cc);
 }
 
@@ -1120,12 +1233,12 @@ static void fresh_done(void *arg, int rv, const char *errmsg)
 		ccall_fail(cc, rv, "join");
 		return;
 	}
-	if (strcmp(address, a->https_address) == 0 &&
-	    https_listener_active(&a->https)) {
-		join_listening_cb(a, 0, "", cc);
-		return;
-	}
-	api_https_set(a, address, join_listening_cb, cc);
+	/* server_address is the joiner's cluster address. Without a core
+	 * listener it serves clients too (core.https_address, as before);
+	 * a daemon that has one keeps it, and serves server_address with it
+	 * when it covers that address, else with a second listener. */
+	api_listeners_set(a, https_listener_active(&a->https) ? NULL : address,
+			  address, 0, join_listening_cb, cc);
 }
 
 static void cluster_join_put(struct api_req *r, json_t *body)
@@ -1579,8 +1692,11 @@ static int token_work(struct state_tx *tx, void *arg)
 		}
 	}
 	json_decref(list);
+	/* The data names the operation and this member, so that any
+	 * member can revoke the token (api_token_owner()). */
 	return state_token_create(
-	    tx, "join", cc->secret_hash, cc->name, NULL,
+	    tx, "join", cc->secret_hash, cc->name,
+	    json_object_get(cc->in, "data"),
 	    json_integer_value(json_object_get(cc->in, "expires_at")), NULL);
 }
 
@@ -1594,10 +1710,11 @@ static void token_done(void *arg, int rv, const char *errmsg)
 		ccall_fail(cc, rv, "create join token");
 		return;
 	}
-	rv = ops_op_create(cc->a->ops, OPS_CLASS_TOKEN, "Joining cluster", "",
-			   NULL,
-			   json_incref(json_object_get(cc->in, "metadata")),
-			   true, join_token_cancel_cb, cc->a, &op);
+	rv = ops_op_create_id(
+	    cc->a->ops, json_string_value(json_object_get(cc->in, "operation")),
+	    OPS_CLASS_TOKEN, "Joining cluster", "", NULL,
+	    json_incref(json_object_get(cc->in, "metadata")), true,
+	    join_token_cancel_cb, cc->a, &op);
 	if (rv == 0) {
 		rv = ops_op_set_expiry(
 		    op,
@@ -1620,6 +1737,7 @@ static void post_members(struct api_req *r)
 	struct api *a = r->api;
 	unsigned char raw[32];
 	char secret[65];
+	char op_id[OPS_ID_SIZE];
 	char expires[OPS_TIME_SIZE];
 	char address[256];
 	struct timespec ts;
@@ -1678,12 +1796,20 @@ static void post_members(struct api_req *r)
 	ts.tv_sec += (time_t)seconds;
 	ops_format_time(&ts, expires);
 	state_node_address(a->state, address, sizeof address);
-	cc->in =
-	    json_pack("{s:{s:s, s:s, s:s, s:[s], s:s}, s:I, s:I}", "metadata",
-		      "serverName", cc->name, "secret", secret, "fingerprint",
-		      cluster_fingerprint(a->cluster), "addresses", address,
-		      "expiresAt", expires, "expires_at", (json_int_t)ts.tv_sec,
-		      "expiry_ms", (json_int_t)seconds * 1000);
+	if (ops_uuid(op_id) != 0) {
+		OPENSSL_cleanse(secret, sizeof secret);
+		corral_errf(cc->errmsg, sizeof cc->errmsg,
+			    "no randomness for the operation id");
+		ccall_fail(cc, CORRAL_ETLS, "create join token");
+		return;
+	}
+	cc->in = json_pack(
+	    "{s:{s:s, s:s, s:s, s:[s], s:s}, s:I, s:I, s:s, s:o}", "metadata",
+	    "serverName", cc->name, "secret", secret, "fingerprint",
+	    cluster_fingerprint(a->cluster), "addresses", address, "expiresAt",
+	    expires, "expires_at", (json_int_t)ts.tv_sec, "expiry_ms",
+	    (json_int_t)seconds * 1000, "operation", op_id, "data",
+	    api_token_owner(a, op_id));
 	OPENSSL_cleanse(secret, sizeof secret);
 	if (cc->in == NULL) {
 		corral_errf(cc->errmsg, sizeof cc->errmsg, "out of memory");
@@ -1786,9 +1912,23 @@ static void members_done(void *arg, int rv, const char *errmsg)
 		    cc->a, json_string_value(json_object_get(m, "server_name")),
 		    msg, sizeof msg);
 
+		struct api_member_info info;
+
 		json_object_set_new(m, "status",
 				    json_string(online ? "Online" : "Offline"));
 		json_object_set_new(m, "message", json_string(msg));
+		/* What it runs, by its heartbeats (0 before the first). */
+		if (api_prop_member_info(
+			cc->a,
+			json_string_value(json_object_get(m, "server_name")),
+			&info)) {
+			json_object_set_new(m, "architecture",
+					    json_string(info.architecture));
+		}
+		json_object_set_new(m, "schema", json_integer(info.schema));
+		json_object_set_new(m, "api_extensions",
+				    json_integer(info.api_extensions));
+		json_object_set_new(m, "version", json_string(info.version));
 	}
 	if (cc->name[0] != '\0') {
 		json_array_foreach(cc->out, i, m)
@@ -2013,13 +2153,17 @@ struct forward_call {
 };
 
 /* Answer @r with the member's @status and @body as they are. */
-static void forward_finish(struct api_req *r, unsigned status, const char *body)
+static void forward_finish(struct api_req *r,
+			   unsigned status,
+			   const char *body,
+			   const char *headers)
 {
 	struct http_conn *conn = r->conn;
 
 	log_debug("msg=\"request\" method=%s path=%s status=%u forwarded=1",
 		  http_method_str(r->http->method), r->http->path, status);
-	http_conn_respond(conn, status, NULL, NULL, body, strlen(body), false);
+	http_conn_respond(conn, status, headers[0] != '\0' ? headers : NULL,
+			  NULL, body, strlen(body), false);
 	http_conn_unref(conn);
 	json_decref(r->unacked);
 	free(r);
@@ -2029,6 +2173,7 @@ static void forward_done(void *arg,
 			 int rv,
 			 unsigned status,
 			 const char *body,
+			 const char *headers,
 			 const char *errmsg)
 {
 	struct forward_call *f = arg;
@@ -2037,7 +2182,7 @@ static void forward_done(void *arg,
 		api_reply_error(f->r, 503, "forward to member \"%s\": %s",
 				f->target, errmsg);
 	} else {
-		forward_finish(f->r, status, body);
+		forward_finish(f->r, status, body, headers);
 	}
 	free(f);
 }
@@ -2061,13 +2206,31 @@ static void forward_cert_header(void *x509, char *out, size_t size)
 	OPENSSL_free(der);
 }
 
+void api_cluster_caller_headers(const struct api_req *r, char *out, size_t size)
+{
+	int len;
+
+	len = snprintf(out, size,
+		       API_FWD_PROTOCOL ": %s\r\n" API_FWD_FINGERPRINT
+					": %s\r\n" API_FWD_ADDRESS ": %s\r\n",
+		       r->tls ? "tls" : "unix", r->fingerprint, r->remote_addr);
+	if (r->tls && r->peer_x509 != NULL && len > 0 && (size_t)len < size) {
+		forward_cert_header(r->peer_x509, out + len,
+				    size - (size_t)len);
+	}
+}
+
+void api_cluster_relay(struct api_req *r, unsigned status, const char *body)
+{
+	forward_finish(r, status, body, "");
+}
+
 bool api_cluster_forward(struct api_req *r)
 {
 	struct api *a = r->api;
 	struct forward_call *f;
-	char
-	    headers[512 + sizeof API_FWD_CERTIFICATE + API_FWD_CERTIFICATE_MAX];
-	int len;
+	char headers[API_FWD_HEADERS_SIZE];
+	char *url;
 	int rv;
 
 	if (r->forwarded || strncmp(r->route->path, "/internal/", 10) == 0) {
@@ -2091,18 +2254,14 @@ bool api_cluster_forward(struct api_req *r)
 		api_reply_error(r, 400, "invalid target");
 		return true;
 	}
-	len = snprintf(headers, sizeof headers,
-		       API_FWD_PROTOCOL ": %s\r\n" API_FWD_FINGERPRINT
-					": %s\r\n" API_FWD_ADDRESS ": %s\r\n",
-		       r->tls ? "tls" : "unix", r->fingerprint, r->remote_addr);
-	if (r->tls && r->peer_x509 != NULL && len > 0 &&
-	    (size_t)len < sizeof headers) {
-		forward_cert_header(r->peer_x509, headers + len,
-				    sizeof headers - (size_t)len);
-	}
-	rv = cluster_forward(a->cluster, f->target,
-			     http_method_str(r->http->method), r->http->url,
-			     headers, r->http->body, forward_done, f);
+	api_cluster_caller_headers(r, headers, sizeof headers);
+	url = api_request_target(r);
+	rv = url == NULL
+		 ? -ENOMEM
+		 : cluster_forward(a->cluster, f->target,
+				   http_method_str(r->http->method), url,
+				   headers, r->http->body, forward_done, f);
+	free(url);
 	if (rv == -ENOENT) {
 		api_reply_error(r, 404, "cluster member \"%s\" not found",
 				f->target);

@@ -21,6 +21,28 @@ static void get_root(struct api_req *r)
 
 /* The LXD API extensions corral honours. Each name is added only when the
  * feature behind it works as LXD's clients expect. */
+static json_t *api_extensions(void);
+
+void api_member_info_local(struct api_member_info *info)
+{
+	static struct api_member_info cached;
+	json_t *ext;
+
+	if (cached.schema == 0) {
+		struct utsname uts;
+
+		ext = api_extensions();
+		cached.api_extensions = (int)json_array_size(ext);
+		json_decref(ext);
+		snprintf(cached.version, sizeof cached.version, "%s",
+			 CORRAL_VERSION);
+		snprintf(cached.architecture, sizeof cached.architecture, "%s",
+			 uname(&uts) == 0 ? uts.machine : "unknown");
+		cached.schema = STATE_SCHEMA_VERSION;
+	}
+	*info = cached;
+}
+
 static json_t *api_extensions(void)
 {
 	static const char *const names[] = {
@@ -277,6 +299,14 @@ static void config_set(struct api *a, json_t *view)
 	config_apply(a);
 }
 
+/* String @key of @map, "" when unset. */
+static const char *local_str(json_t *map, const char *key)
+{
+	const char *v = json_string_value(json_object_get(map, key));
+
+	return v != NULL ? v : "";
+}
+
 /* Build the new stored maps from the request: @patch merges into the
  * current values, PUT replaces them. An empty value unsets a key. */
 static int config_update_work(struct state_tx *tx,
@@ -344,6 +374,14 @@ static int config_update_work(struct state_tx *tx,
 		}
 		json_object_set(target, key, value);
 	}
+	if (rv == 0 && state_clustered(c->r->api->state) &&
+	    strcmp(local_str(local, "cluster.https_address"),
+		   local_str(new_local, "cluster.https_address")) != 0) {
+		corral_errf(
+		    tx->errmsg, sizeof tx->errmsg,
+		    "Changing cluster.https_address is currently not supported");
+		rv = CORRAL_EINVALID;
+	}
 	if (rv == 0) {
 		rv = state_config_replace(tx, new_cluster);
 	}
@@ -372,48 +410,37 @@ static int config_patch_work(struct state_tx *tx, struct api_db_call *c)
 	return config_update_work(tx, c, true);
 }
 
-static void https_restored_cb(struct api *a,
-			      int rv,
-			      const char *errmsg,
-			      void *arg)
+static void listeners_restored_cb(struct api *a,
+				  int rv,
+				  const char *errmsg,
+				  void *arg)
 {
-	char *configured = arg;
-
-	/* The listener is back on the address it had; the configured value
-	 * (which may say port 0) is what the config still holds. */
-	snprintf(a->https_address, sizeof a->https_address, "%s", configured);
-	free(configured);
+	(void)a;
+	(void)arg;
 	if (rv != 0) {
 		log_error(
-		    "msg=\"cannot restore the TLS listener\" "
+		    "msg=\"cannot restore the TLS listeners\" "
 		    "error=\"%s\"",
 		    errmsg);
 	}
 }
 
-/* Put the listener back where it was before @c moved it. */
-static void https_restore(struct api *a, struct api_db_call *c)
-{
-	char *configured = strdup(c->aux);
-
-	if (configured == NULL) {
-		log_error(
-		    "msg=\"cannot restore the TLS listener\" "
-		    "error=\"out of memory\"");
-		return;
-	}
-	api_https_set(a, c->aux2[0] != '\0' ? c->aux2 : c->aux,
-		      https_restored_cb, configured);
-}
+/* Key of the request body under which update_1_0() keeps the listeners as
+ * they were before it moved them (api_listeners_snapshot()); absent when it
+ * moved none. config_update_work() reads only "config". */
+#define LISTENERS_BEFORE "listeners_before"
 
 static void config_update_reply(struct api_db_call *c, int rv)
 {
 	struct api_req *r = c->r;
+	json_t *before = json_object_get(c->in, LISTENERS_BEFORE);
 
 	if (rv != 0) {
-		/* The listener moved before the write: move it back. */
-		if (strcmp(c->aux, r->api->https_address) != 0) {
-			https_restore(r->api, c);
+		/* The listeners moved before the write: move them back, on
+		 * the ports they had. */
+		if (before != NULL) {
+			api_listeners_restore(r->api, before,
+					      listeners_restored_cb, NULL);
 		}
 		snprintf(r->errmsg, sizeof r->errmsg, "%s", c->errmsg);
 		api_reply_code(r, rv);
@@ -430,12 +457,11 @@ static void https_moved_cb(struct api *a, int rv, const char *errmsg, void *arg)
 	struct api_db_call *c = arg;
 	struct api_req *r = c->r;
 
+	(void)a;
 	if (rv != 0) {
-		/* Put the old listener back, then refuse the change. */
-		if (c->aux[0] != '\0') {
-			https_restore(a, c);
-		}
-		api_reply_error(r, 400, "core.https_address: %s", errmsg);
+		/* api_listeners_set() put the listeners back: refuse the
+		 * change, nothing changed. */
+		api_reply_error(r, 400, "%s", errmsg);
 		json_decref(c->in);
 		free(c);
 		return;
@@ -445,14 +471,20 @@ static void https_moved_cb(struct api *a, int rv, const char *errmsg, void *arg)
 
 static void update_1_0(struct api_req *r, bool patch)
 {
+	struct api *a = r->api;
 	struct api_db_call *c;
 	json_t *body = api_body_object(r);
 	json_t *config;
+	json_t *before;
 	const char *addr;
+	const char *cluster;
+	const char *cluster_now;
 
 	if (body == NULL) {
 		return;
 	}
+	/* Only update_1_0() itself sets this key. */
+	json_object_del(body, LISTENERS_BEFORE);
 	config = json_object_get(body, "config");
 	if (config == NULL || json_is_null(config)) {
 		json_object_set_new(body, "config", json_object());
@@ -464,6 +496,28 @@ static void update_1_0(struct api_req *r, bool patch)
 		api_reply_error(r, 400, "%s", r->errmsg);
 		return;
 	}
+	/* A member's cluster.https_address is its raft address, which the
+	 * other members dial: like LXD, it stays (checked again in the
+	 * write transaction). */
+	cluster_now = json_string_value(
+	    json_object_get(a->config, "cluster.https_address"));
+	if (cluster_now == NULL) {
+		cluster_now = "";
+	}
+	/* NULL: a PATCH that keeps it. */
+	cluster =
+	    json_string_value(json_object_get(config, "cluster.https_address"));
+	if (cluster == NULL && !patch) {
+		cluster = "";
+	}
+	if (api_clustered(a) && cluster != NULL &&
+	    strcmp(cluster, cluster_now) != 0) {
+		json_decref(body);
+		api_reply_error(
+		    r, 400,
+		    "Changing cluster.https_address is currently not supported");
+		return;
+	}
 	c = api_db_call_new(r);
 	if (c == NULL) {
 		json_decref(body);
@@ -472,20 +526,24 @@ static void update_1_0(struct api_req *r, bool patch)
 	c->in = body;
 	c->reply = config_update_reply;
 	c->patch = patch;
-	/* Bind a new core.https_address before anything is written, so an
-	 * address that cannot be used changes nothing. */
-	snprintf(c->aux, sizeof c->aux, "%s", r->api->https_address);
-	if (https_listener_active(&r->api->https) &&
-	    https_listener_address(&r->api->https, c->aux2, sizeof c->aux2) !=
-		0) {
-		c->aux2[0] = '\0';
-	}
+	/* Bind a new core.https_address or cluster.https_address before
+	 * anything is written, so an address that cannot be used changes
+	 * nothing. */
 	addr = json_string_value(json_object_get(config, "core.https_address"));
 	if (addr == NULL) {
-		addr = patch ? r->api->https_address : "";
+		addr = patch ? a->https_address : "";
 	}
-	if (strcmp(addr, r->api->https_address) != 0) {
-		api_https_set(r->api, addr, https_moved_cb, c);
+	if (strcmp(addr, a->https_address) != 0 ||
+	    (cluster != NULL && strcmp(cluster, a->cluster_address) != 0)) {
+		before = api_listeners_snapshot(a);
+		if (before == NULL ||
+		    json_object_set_new(body, LISTENERS_BEFORE, before) != 0) {
+			api_reply_error(r, 500, "out of memory");
+			json_decref(c->in);
+			free(c);
+			return;
+		}
+		api_listeners_set(a, addr, cluster, 0, https_moved_cb, c);
 		return;
 	}
 	api_db_run(c, true, patch ? config_patch_work : config_put_work);

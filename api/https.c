@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -130,6 +131,97 @@ int https_address_parse(const char *address,
 	}
 	return copy_host(address, (size_t)(colon - address), host, host_size,
 			 address, errmsg);
+}
+
+/* Whether @host (as https_address_parse() returns it) is every address. */
+static bool host_wildcard(const char *host)
+{
+	unsigned char v6[16];
+	static const unsigned char zero[16];
+
+	if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0) {
+		return true;
+	}
+	return uv_inet_pton(AF_INET6, host, v6) == 0 &&
+	       memcmp(v6, zero, sizeof zero) == 0;
+}
+
+bool https_address_covers(const char *listen, const char *address)
+{
+	char lhost[256];
+	char ahost[256];
+	unsigned char lbin[16];
+	unsigned char abin[16];
+	unsigned lport;
+	unsigned aport;
+	bool l4;
+	bool a4;
+
+	if (listen == NULL || address == NULL || listen[0] == '\0' ||
+	    address[0] == '\0') {
+		return false;
+	}
+	if (https_address_parse(listen, lhost, sizeof lhost, &lport, NULL) !=
+		0 ||
+	    https_address_parse(address, ahost, sizeof ahost, &aport, NULL) !=
+		0) {
+		return false;
+	}
+	if (strcmp(listen, address) == 0) {
+		return true;
+	}
+	if (lport == 0 || lport != aport) {
+		return false;
+	}
+	a4 = uv_inet_pton(AF_INET, ahost, abin) == 0;
+	if (strcmp(lhost, "0.0.0.0") == 0) {
+		return a4;
+	}
+	if (host_wildcard(lhost)) {
+		/* "::" is dual-stack (libuv binds without IPV6_V6ONLY). */
+		return true;
+	}
+	l4 = uv_inet_pton(AF_INET, lhost, lbin) == 0;
+	if (l4 || a4) {
+		return l4 && a4 && memcmp(lbin, abin, 4) == 0;
+	}
+	if (uv_inet_pton(AF_INET6, lhost, lbin) == 0 &&
+	    uv_inet_pton(AF_INET6, ahost, abin) == 0) {
+		return memcmp(lbin, abin, 16) == 0;
+	}
+	return strcasecmp(lhost, ahost) == 0;
+}
+
+bool https_address_wildcard(const char *address)
+{
+	char host[256];
+	unsigned port;
+
+	if (address == NULL || address[0] == '\0' ||
+	    https_address_parse(address, host, sizeof host, &port, NULL) != 0) {
+		return false;
+	}
+	return host_wildcard(host);
+}
+
+int https_address_normalize(const char *address, char *out, size_t size)
+{
+	char host[256];
+	unsigned port;
+	int n;
+
+	if (https_address_parse(address, host, sizeof host, &port, NULL) != 0) {
+		return CORRAL_EINVALID;
+	}
+	if (strchr(host, ':') != NULL) {
+		n = snprintf(out, size, "[%s]:%u", host, port);
+	} else {
+		n = snprintf(out, size, "%s:%u", host, port);
+	}
+	if (n < 0 || (size_t)n >= size) {
+		return -ENOSPC;
+	}
+	return 0;
 }
 
 /* Whether the kernel can make IPv6 sockets at all. */

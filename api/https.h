@@ -1,4 +1,5 @@
-/* The HTTPS listener of core.https_address.
+/* An HTTPS listener: core.https_address's, or cluster.https_address's when
+ * that one is apart.
  *
  * A listener binds one TCP address and hands every connection it accepts to
  * an http_server as a TLS connection (tls.h). It owns only the listening
@@ -52,6 +53,25 @@ int https_address_parse(const char *address,
 			size_t host_size,
 			unsigned *port,
 			char *errmsg);
+
+/* Whether a listener on @listen (a configured address, or the bound one
+ * as https_listener_address() writes it) also serves @address, so that no
+ * second listener is needed (nor could bind): the same string, or the same
+ * port (not 0) on the same host or on a wildcard host ("" and "::" serve
+ * every address, "0.0.0.0" every IPv4 address). Numeric hosts compare as
+ * addresses ("::1" and "0::1" are the same), names as case-insensitive
+ * strings. False when either is empty or does not parse. */
+bool https_address_covers(const char *listen, const char *address);
+
+/* Whether @address names a wildcard host ("", "::", "0.0.0.0"): every
+ * address of the host rather than one a peer could dial. False when it does
+ * not parse. */
+bool https_address_wildcard(const char *address);
+
+/* Write @address in the form https_listener_address() uses, "host:port" or
+ * "[ip6]:port", with the default port made explicit, into @out (@size
+ * bytes). Returns 0, CORRAL_EINVALID when it does not parse, or -ENOSPC. */
+int https_address_normalize(const char *address, char *out, size_t size);
 
 /* Start listening on @address (borrowed; see https_address_parse()) and
  * serve every connection with @server (borrowed) as TLS on @ctx (a

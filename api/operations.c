@@ -148,8 +148,37 @@ int ops_create(uv_loop_t *loop,
 	o->retention_ms = OPS_RETENTION_MS;
 	o->sweep_ms = 5000;
 	snprintf(o->location, sizeof o->location, "none");
+	if (ops_uuid(o->boot) != 0) {
+		free(o);
+		return -EIO;
+	}
 	*out = o;
 	return 0;
+}
+
+int ops_set_location(struct ops *o, const char *name)
+{
+	char old[sizeof o->location];
+	struct api_op *op;
+	int rv = 0;
+
+	snprintf(old, sizeof old, "%s", o->location);
+	snprintf(o->location, sizeof o->location, "%s", name);
+	for (op = o->head; op != NULL; op = op->next) {
+		char *copy;
+
+		if (strcmp(op->location, old) != 0) {
+			continue;
+		}
+		copy = strdup(o->location);
+		if (copy == NULL) {
+			rv = -ENOMEM;
+			continue;
+		}
+		free(op->location);
+		op->location = copy;
+	}
+	return rv;
 }
 
 static void op_free(struct api_op *op)
@@ -366,9 +395,30 @@ int ops_op_create(struct ops *o,
 		  void *cancel_arg,
 		  struct api_op **out)
 {
+	return ops_op_create_id(o, NULL, cls, description, project, resources,
+				metadata, may_cancel, cancel_cb, cancel_arg,
+				out);
+}
+
+int ops_op_create_id(struct ops *o,
+		     const char *id,
+		     enum ops_class cls,
+		     const char *description,
+		     const char *project,
+		     json_t *resources,
+		     json_t *metadata,
+		     bool may_cancel,
+		     ops_cancel_cb cancel_cb,
+		     void *cancel_arg,
+		     struct api_op **out)
+{
 	struct api_op *op;
 	int rv = -ENOMEM;
 
+	if (id != NULL && ops_lookup(o, id) != NULL) {
+		rv = CORRAL_EEXIST;
+		goto err;
+	}
 	op = calloc(1, sizeof *op);
 	if (op == NULL) {
 		goto err;
@@ -387,9 +437,13 @@ int ops_op_create(struct ops *o,
 	    op->location == NULL || op->err == NULL) {
 		goto err_after_alloc;
 	}
-	rv = ops_uuid(op->id);
-	if (rv != 0) {
-		goto err_after_alloc;
+	if (id != NULL) {
+		snprintf(op->id, sizeof op->id, "%s", id);
+	} else {
+		rv = ops_uuid(op->id);
+		if (rv != 0) {
+			goto err_after_alloc;
+		}
 	}
 	op->cls = cls;
 	op->may_cancel = may_cancel;

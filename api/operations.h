@@ -111,6 +111,9 @@ struct ops {
 	ops_notify_cb notify;
 	void *notify_arg;
 	char location[64]; /* member name for new operations */
+	/* A random id of this registry, new at every start: tokens record it
+	 * so that a restarted member can tell its earlier runs' tokens. */
+	char boot[OPS_ID_SIZE];
 
 	struct api_op *head; /* owned list, newest first */
 	unsigned n_ops;
@@ -125,9 +128,9 @@ struct ops {
 	void *close_arg;
 };
 
-/* Allocate a registry on @loop (borrowed, must outlive it). @notify, which
- * may be NULL, is called after every state change with @notify_arg.
- * Returns 0 or -ENOMEM. */
+/* Allocate a registry on @loop (borrowed, must outlive it), with a new
+ * boot id. @notify, which may be NULL, is called after every state change
+ * with @notify_arg. Returns 0, -ENOMEM or -EIO (no randomness). */
 int ops_create(uv_loop_t *loop,
 	       ops_notify_cb notify,
 	       void *notify_arg,
@@ -161,6 +164,30 @@ int ops_op_create(struct ops *o,
 		  ops_cancel_cb cancel_cb,
 		  void *cancel_arg,
 		  struct api_op **out);
+
+/* ops_op_create() with a given @id (copied; a UUID from ops_uuid(), so
+ * that a caller can record the id before the operation exists, e.g. in a
+ * token row), or a new one when @id is NULL. Returns 0, -ENOMEM, or
+ * CORRAL_EEXIST when the registry already holds an operation @id (then
+ * @resources and @metadata are freed too). */
+int ops_op_create_id(struct ops *o,
+		     const char *id,
+		     enum ops_class cls,
+		     const char *description,
+		     const char *project,
+		     json_t *resources,
+		     json_t *metadata,
+		     bool may_cancel,
+		     ops_cancel_cb cancel_cb,
+		     void *cancel_arg,
+		     struct api_op **out);
+
+/* Set the location of new operations to @name (copied; the member's name
+ * once it has one), and of the operations that still carry the previous
+ * location (made before clustering was enabled: they run on this member
+ * too). Returns 0 or -ENOMEM (locations of existing operations may then be
+ * left as they were). */
+int ops_set_location(struct ops *o, const char *name);
 
 /* Keep @op's memory valid beyond its retention; balance with
  * ops_op_unref(). */

@@ -58,6 +58,9 @@ struct prop_seen {
 	char name[64];
 	uint64_t ms; /* loop time of the last heartbeat */
 	bool heard;  /* a heartbeat arrived from it (it runs as a member) */
+	/* What its last heartbeat said it runs (for GET /1.0/cluster/members
+	 * during a rolling upgrade). */
+	struct api_member_info info;
 };
 
 struct api_prop {
@@ -388,9 +391,14 @@ static void body_update(struct api *a)
 	char *bytes = NULL;
 	size_t len = 0;
 
+	struct api_member_info self;
+
+	api_member_info_local(&self);
 	body =
-	    json_pack("{s:s, s:o, s:s}", "name", a->member_name, "generations",
-		      gens_json(a), "version", CORRAL_VERSION);
+	    json_pack("{s:s, s:o, s:s, s:i, s:i, s:s}", "name", a->member_name,
+		      "generations", gens_json(a), "version", self.version,
+		      "schema", self.schema, "api_extensions",
+		      self.api_extensions, "architecture", self.architecture);
 	if (body != NULL && cluster_msg_pack(body, &bytes, &len) == 0) {
 		cluster_heartbeat_body_set(a->cluster, bytes, len);
 	}
@@ -912,6 +920,55 @@ static json_t *prop_body(struct api_req *r)
 	return body;
 }
 
+/* Take what a heartbeat @body says its sender runs; fields absent (an
+ * older member) or out of range read as unknown (0 or ""). */
+static void seen_info(struct prop_seen *s, json_t *body)
+{
+	json_t *schema = json_object_get(body, "schema");
+	json_t *ext = json_object_get(body, "api_extensions");
+	const char *version =
+	    json_string_value(json_object_get(body, "version"));
+	const char *arch =
+	    json_string_value(json_object_get(body, "architecture"));
+
+	memset(&s->info, 0, sizeof s->info);
+	if (json_is_integer(schema) && json_integer_value(schema) > 0 &&
+	    json_integer_value(schema) < 1000000) {
+		s->info.schema = (int)json_integer_value(schema);
+	}
+	if (json_is_integer(ext) && json_integer_value(ext) > 0 &&
+	    json_integer_value(ext) < 1000000) {
+		s->info.api_extensions = (int)json_integer_value(ext);
+	}
+	if (version != NULL && strlen(version) < sizeof s->info.version) {
+		snprintf(s->info.version, sizeof s->info.version, "%s",
+			 version);
+	}
+	if (arch != NULL && strlen(arch) < sizeof s->info.architecture) {
+		snprintf(s->info.architecture, sizeof s->info.architecture,
+			 "%s", arch);
+	}
+}
+
+bool api_prop_member_info(struct api *a,
+			  const char *name,
+			  struct api_member_info *info)
+{
+	struct prop_seen *s;
+
+	if (strcmp(name, a->member_name) == 0) {
+		api_member_info_local(info);
+		return true;
+	}
+	s = a->prop != NULL ? seen_find(a->prop, name) : NULL;
+	if (s == NULL || !s->heard) {
+		memset(info, 0, sizeof *info);
+		return false;
+	}
+	*info = s->info;
+	return true;
+}
+
 void api_prop_heartbeat(struct api_req *r)
 {
 	struct api *a = r->api;
@@ -938,6 +995,7 @@ void api_prop_heartbeat(struct api_req *r)
 		if (s != NULL) {
 			s->ms = uv_now(a->loop);
 			s->heard = true;
+			seen_info(s, body);
 		}
 	}
 	api_reply_sync(r, 200, json_object(), NULL, NULL);

@@ -184,6 +184,7 @@ void api_reply_code(struct api_req *r, int rv)
 		break;
 	case CORRAL_ENOLEADER:
 	case CORRAL_ENOTLEADER:
+	case CORRAL_EBUSY:
 		status = 503;
 		break;
 	default:

@@ -254,6 +254,8 @@ void cluster__conn_close(struct cluster_conn *conn)
 	free(conn->rbuf);
 	conn->rbuf = NULL;
 	conn->rbuf_len = 0;
+	free(conn->head);
+	conn->head = NULL;
 }
 
 static int ssl_write_all(SSL *ssl, const char *data, size_t len, char *errmsg)
@@ -293,6 +295,27 @@ static const char *head_value(const char *head, const char *name, size_t *len)
 	return NULL;
 }
 
+bool cluster__head_value(const struct cluster_conn *conn,
+			 const char *name,
+			 char *out,
+			 size_t size)
+{
+	const char *v;
+	size_t len = 0;
+
+	out[0] = '\0';
+	v = conn->head != NULL ? head_value(conn->head, name, &len) : NULL;
+	if (v == NULL || size == 0) {
+		return false;
+	}
+	if (len >= size) {
+		len = size - 1;
+	}
+	memcpy(out, v, len);
+	out[len] = '\0';
+	return true;
+}
+
 int cluster__request_bytes(struct cluster_conn *conn,
 			   const char *method,
 			   const char *path,
@@ -304,7 +327,11 @@ int cluster__request_bytes(struct cluster_conn *conn,
 			   char **body_out,
 			   char *errmsg)
 {
-	char head[1024];
+	static const char fmt[] =
+	    "%s %s HTTP/1.1\r\nHost: corral\r\n%s"
+	    "Content-Type: %s\r\n"
+	    "Content-Length: %zu\r\n\r\n";
+	const char *headers = extra_headers != NULL ? extra_headers : "";
 	char *buf = NULL;
 	size_t have = 0;
 	size_t cap = 0;
@@ -313,23 +340,30 @@ int cluster__request_bytes(struct cluster_conn *conn,
 	const char *end;
 	const char *cl;
 	size_t cl_len;
+	char *req;
 	int n;
 	int rv;
 
-	n = snprintf(head, sizeof head,
-		     "%s %s HTTP/1.1\r\nHost: corral\r\n%s"
-		     "Content-Type: %s\r\n"
-		     "Content-Length: %zu\r\n\r\n",
-		     method, path, extra_headers != NULL ? extra_headers : "",
-		     content_type, body_len);
-	if (n < 0 || (size_t)n >= sizeof head) {
+	/* Head and body in one buffer and one TLS record where it fits: the
+	 * head carries forwarded headers (a certificate) of a few KiB. */
+	n = snprintf(NULL, 0, fmt, method, path, headers, content_type,
+		     body_len);
+	if (n < 0 || (size_t)n > CHANNEL_HEAD_MAX) {
 		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "request too long");
 		return CORRAL_EINVALID;
 	}
-	rv = ssl_write_all(conn->ssl, head, (size_t)n, errmsg);
-	if (rv == 0 && body_len > 0) {
-		rv = ssl_write_all(conn->ssl, body, body_len, errmsg);
+	req = malloc((size_t)n + 1 + body_len);
+	if (req == NULL) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "out of memory");
+		return -ENOMEM;
 	}
+	snprintf(req, (size_t)n + 1, fmt, method, path, headers, content_type,
+		 body_len);
+	if (body_len > 0) {
+		memcpy(req + n, body, body_len);
+	}
+	rv = ssl_write_all(conn->ssl, req, (size_t)n + body_len, errmsg);
+	free(req);
 	if (rv != 0) {
 		return rv;
 	}
@@ -372,6 +406,12 @@ int cluster__request_bytes(struct cluster_conn *conn,
 		goto err;
 	}
 	buf[head_len - 2] = '\0'; /* the head ends at its last CRLF */
+	free(conn->head);
+	conn->head = strdup(buf);
+	if (conn->head == NULL) {
+		rv = -ENOMEM;
+		goto err;
+	}
 	cl = head_value(buf, "Content-Length", &cl_len);
 	if (cl != NULL && *status != 101) {
 		resp_len = (size_t)strtoull(cl, NULL, 10);

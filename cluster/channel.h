@@ -26,7 +26,17 @@ struct cluster_conn {
 	int fd;     /* owned */
 	char *rbuf; /* owned: bytes read past the response head */
 	size_t rbuf_len;
+	char *head; /* owned: the last response's head (status line and
+		       headers, CRLF-separated), or NULL */
 };
+
+/* Copy the value of header @name (case-insensitive) of the last response
+ * on @conn into @out (@size bytes, truncated, NUL-terminated). Returns
+ * false, with @out "", when there is none. */
+bool cluster__head_value(const struct cluster_conn *conn,
+			 const char *name,
+			 char *out,
+			 size_t size);
 
 /* Create a client context presenting the certificate @crt_path with key
  * @key_path (paths borrowed), with corral's TLS policy (TLS 1.2 or later,

@@ -1473,6 +1473,8 @@ struct forward {
 	int rv;
 	unsigned status;
 	char *answer;
+	char etag[128];     /* the answer's ETag, "" for none */
+	char location[512]; /* the answer's Location, "" for none */
 	char errmsg[CORRAL_ERRMSG_SIZE];
 	cluster_forward_cb cb;
 	void *arg;
@@ -1511,6 +1513,11 @@ static void forward_work_cb(uv_work_t *w)
 	setsockopt(conn.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	f->rv = cluster__request(&conn, f->method, f->target, f->headers,
 				 f->body, &f->status, &f->answer, f->errmsg);
+	if (f->rv == 0) {
+		cluster__head_value(&conn, "ETag", f->etag, sizeof f->etag);
+		cluster__head_value(&conn, "Location", f->location,
+				    sizeof f->location);
+	}
 	cluster__conn_close(&conn);
 out:
 	ERR_clear_error();
@@ -1519,13 +1526,21 @@ out:
 static void forward_after_cb(uv_work_t *w, int status)
 {
 	struct forward *f = w->data;
+	char headers[sizeof f->etag + sizeof f->location + 32];
+	int n = 0;
 
 	if (status != 0 && f->rv == 0) {
 		f->rv = status;
 		corral_errf(f->errmsg, sizeof f->errmsg, "cancelled");
 	}
+	if (f->etag[0] != '\0') {
+		n = snprintf(headers, sizeof headers, "ETag: %s\r\n", f->etag);
+	}
+	snprintf(headers + n, sizeof headers - (size_t)n, "%s%s%s",
+		 f->location[0] != '\0' ? "Location: " : "", f->location,
+		 f->location[0] != '\0' ? "\r\n" : "");
 	f->cb(f->arg, f->rv, f->status, f->answer != NULL ? f->answer : "",
-	      f->errmsg);
+	      headers, f->errmsg);
 	forward_free(f);
 }
 
@@ -1578,4 +1593,336 @@ int cluster_forward(struct cluster *c,
 		forward_free(f);
 	}
 	return rv;
+}
+
+/* ------------------------------------------------------------------------ */
+/* One request to several members                                            */
+
+struct fanout_peer {
+	char name[64];
+	char address[256];
+	bool done; /* answered or failed, before the fan-out finished */
+	int rv;
+	unsigned status;
+	char *body; /* owned */
+	char errmsg[CORRAL_ERRMSG_SIZE];
+};
+
+/* Shared by the loop and one sender thread per member; the loop's
+ * reference goes once both handles closed. */
+struct fanout {
+	pthread_mutex_t mu;
+	unsigned refs;
+	bool finished; /* the loop took the answers: senders keep theirs out */
+	size_t pending;
+	bool found; /* a member answered something else than 404 */
+	size_t n;
+	struct fanout_peer *peers; /* owned, n entries */
+	char *method;              /* owned */
+	char *target;              /* owned */
+	char *headers;             /* owned */
+	char *body;                /* owned, NULL for none */
+	unsigned timeout_ms;
+	bool until_found;
+	struct cluster_out *out; /* referenced */
+	uv_async_t async;        /* senders wake the loop */
+	uv_timer_t timer;        /* the bound */
+	int open_handles;
+	cluster_fanout_cb cb;
+	void *arg;
+};
+
+struct fanout_send {
+	struct fanout *f;
+	size_t i;
+};
+
+static void fanout_unref(struct fanout *f)
+{
+	unsigned refs;
+	size_t i;
+
+	pthread_mutex_lock(&f->mu);
+	refs = --f->refs;
+	pthread_mutex_unlock(&f->mu);
+	if (refs > 0) {
+		return;
+	}
+	for (i = 0; i < f->n; i++) {
+		free(f->peers[i].body);
+	}
+	out_unref(f->out);
+	pthread_mutex_destroy(&f->mu);
+	free(f->peers);
+	free(f->method);
+	free(f->target);
+	free(f->headers);
+	free(f->body);
+	free(f);
+}
+
+/* Record the outcome of member @i, unless the loop no longer waits. */
+static void fanout_record(struct fanout *f,
+			  size_t i,
+			  int rv,
+			  unsigned status,
+			  char *body,
+			  const char *errmsg)
+{
+	struct fanout_peer *p = &f->peers[i];
+
+	pthread_mutex_lock(&f->mu);
+	if (!f->finished) {
+		p->done = true;
+		p->rv = rv;
+		p->status = status;
+		p->body = body;
+		body = NULL;
+		snprintf(p->errmsg, sizeof p->errmsg, "%s", errmsg);
+		f->pending--;
+		if (rv == 0 && status != 404 && status < 500) {
+			f->found = true;
+		}
+		uv_async_send(&f->async);
+	}
+	pthread_mutex_unlock(&f->mu);
+	free(body);
+}
+
+static void *fanout_thread(void *arg)
+{
+	struct fanout_send *s = arg;
+	struct fanout *f = s->f;
+	size_t i = s->i;
+	char errmsg[CORRAL_ERRMSG_SIZE] = "";
+	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
+	struct cluster_conn conn;
+	SSL_CTX *ctx = NULL;
+	struct timeval tv = {
+		.tv_sec = f->timeout_ms / 1000,
+		.tv_usec = (long)(f->timeout_ms % 1000) * 1000,
+	};
+	unsigned status = 0;
+	char *body = NULL;
+	int rv;
+
+	free(s);
+	rv = out_take(f->out, &ctx, pin, NULL);
+	if (rv != 0) {
+		corral_errf(errmsg, sizeof errmsg, "member channel not ready");
+	} else {
+		rv =
+		    cluster__dial(ctx, f->peers[i].address, pin, &conn, errmsg);
+		SSL_CTX_free(ctx);
+	}
+	if (rv == 0) {
+		setsockopt(conn.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		setsockopt(conn.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+		rv = cluster__request(&conn, f->method, f->target, f->headers,
+				      f->body, &status, &body, errmsg);
+		cluster__conn_close(&conn);
+	}
+	fanout_record(f, i, rv, status, body, errmsg);
+	ERR_clear_error();
+	fanout_unref(f);
+	OPENSSL_thread_stop();
+	return NULL;
+}
+
+static void fanout_closed_cb(uv_handle_t *h)
+{
+	struct fanout *f = h->data;
+
+	if (--f->open_handles == 0) {
+		fanout_unref(f);
+	}
+}
+
+/* Hand the answers to the callback (once), then close the handles. */
+static void fanout_finish(struct fanout *f)
+{
+	struct cluster_answer *answers;
+	size_t i;
+
+	pthread_mutex_lock(&f->mu);
+	if (f->finished) {
+		pthread_mutex_unlock(&f->mu);
+		return;
+	}
+	f->finished = true;
+	pthread_mutex_unlock(&f->mu);
+	/* From here on no sender touches f->peers. */
+	answers = calloc(f->n + 1, sizeof *answers);
+	for (i = 0; answers != NULL && i < f->n; i++) {
+		struct fanout_peer *p = &f->peers[i];
+
+		if (!p->done) {
+			p->rv = -ETIMEDOUT;
+			snprintf(p->errmsg, sizeof p->errmsg,
+				 f->until_found && f->found
+				     ? "not waited for"
+				     : "no answer within %u ms",
+				 f->timeout_ms);
+		}
+		answers[i].name = p->name;
+		answers[i].rv = p->rv;
+		answers[i].status = p->status;
+		answers[i].body = p->body != NULL ? p->body : "";
+		answers[i].errmsg = p->errmsg;
+	}
+	uv_timer_stop(&f->timer);
+	uv_close((uv_handle_t *)&f->async, fanout_closed_cb);
+	uv_close((uv_handle_t *)&f->timer, fanout_closed_cb);
+	f->cb(f->arg, answers, answers != NULL ? f->n : 0);
+	free(answers);
+}
+
+static void fanout_async_cb(uv_async_t *h)
+{
+	struct fanout *f = h->data;
+	bool done;
+
+	pthread_mutex_lock(&f->mu);
+	done = f->pending == 0 || (f->until_found && f->found);
+	pthread_mutex_unlock(&f->mu);
+	if (done) {
+		fanout_finish(f);
+	}
+}
+
+static void fanout_timer_cb(uv_timer_t *t)
+{
+	fanout_finish(t->data);
+}
+
+json_t *cluster_peer_names(const struct cluster *c)
+{
+	const struct cluster_peer *p;
+	json_t *names = json_array();
+
+	for (p = c->peers; p != NULL && names != NULL; p = p->next) {
+		if (json_array_append_new(names, json_string(p->name)) != 0) {
+			json_decref(names);
+			names = NULL;
+		}
+	}
+	return names;
+}
+
+/* Whether @name is in @names (an array of strings; NULL: every name). */
+static bool fanout_wanted(json_t *names, const char *name)
+{
+	json_t *v;
+	size_t i;
+
+	if (names == NULL) {
+		return true;
+	}
+	json_array_foreach(names, i, v)
+	{
+		if (json_is_string(v) &&
+		    strcmp(json_string_value(v), name) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+int cluster_fanout(struct cluster *c,
+		   json_t *names,
+		   const char *method,
+		   const char *target,
+		   const char *headers,
+		   const char *body,
+		   unsigned timeout_ms,
+		   bool until_found,
+		   cluster_fanout_cb cb,
+		   void *arg)
+{
+	struct cluster_peer *p;
+	struct fanout *f;
+	size_t n = 0;
+	size_t i;
+	int rv;
+
+	rv = out_ensure(c);
+	if (rv != 0) {
+		return rv;
+	}
+	for (p = c->peers; p != NULL; p = p->next) {
+		n += fanout_wanted(names, p->name) ? 1 : 0;
+	}
+	f = calloc(1, sizeof *f);
+	if (f == NULL) {
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&f->mu, NULL);
+	f->refs = 1;
+	f->out = out_ref(c->out);
+	f->peers = calloc(n + 1, sizeof *f->peers);
+	f->method = strdup(method);
+	f->target = strdup(target);
+	f->headers = strdup(headers != NULL ? headers : "");
+	f->body = body != NULL ? strdup(body) : NULL;
+	if (f->peers == NULL || f->method == NULL || f->target == NULL ||
+	    f->headers == NULL || (body != NULL && f->body == NULL)) {
+		fanout_unref(f);
+		return -ENOMEM;
+	}
+	for (p = c->peers, i = 0; p != NULL; p = p->next) {
+		if (fanout_wanted(names, p->name)) {
+			snprintf(f->peers[i].name, sizeof f->peers[i].name,
+				 "%s", p->name);
+			snprintf(f->peers[i].address,
+				 sizeof f->peers[i].address, "%s", p->address);
+			i++;
+		}
+	}
+	f->n = n;
+	f->pending = n;
+	f->timeout_ms = timeout_ms;
+	f->until_found = until_found;
+	f->cb = cb;
+	f->arg = arg;
+	rv = uv_async_init(c->loop, &f->async, fanout_async_cb);
+	if (rv != 0) {
+		fanout_unref(f);
+		return rv;
+	}
+	f->async.data = f;
+	uv_timer_init(c->loop, &f->timer);
+	f->timer.data = f;
+	f->open_handles = 2;
+	/* A fan-out does not hold the loop open: at shutdown corrald need not
+	 * wait for a slow member (the answer would go nowhere). */
+	uv_unref((uv_handle_t *)&f->async);
+	uv_unref((uv_handle_t *)&f->timer);
+	uv_timer_start(&f->timer, fanout_timer_cb, timeout_ms, 0);
+	for (i = 0; i < n; i++) {
+		struct fanout_send *s = malloc(sizeof *s);
+
+		rv = -ENOMEM;
+		if (s != NULL) {
+			s->f = f;
+			s->i = i;
+			pthread_mutex_lock(&f->mu);
+			f->refs++;
+			pthread_mutex_unlock(&f->mu);
+			rv = thread_start(fanout_thread, s);
+			if (rv == 0) {
+				continue;
+			}
+			free(s);
+			pthread_mutex_lock(&f->mu);
+			f->refs--;
+			pthread_mutex_unlock(&f->mu);
+		}
+		fanout_record(f, i, rv, 0, NULL,
+			      "cannot start a sender thread");
+	}
+	/* No member to ask: answer on the next loop iteration. */
+	if (n == 0) {
+		uv_async_send(&f->async);
+	}
+	return 0;
 }

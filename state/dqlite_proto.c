@@ -615,6 +615,11 @@ int dqlite_proto_failure_rv(uint64_t code)
 	    code == DQLITE_PROTO_IOERR_LEADERSHIP_LOST) {
 		return CORRAL_ENOTLEADER;
 	}
+	/* SQLITE_BUSY and SQLITE_LOCKED, with their extended codes: another
+	 * connection (another member's) holds the write lock. */
+	if ((code & 0xff) == 5 || (code & 0xff) == 6) {
+		return CORRAL_EBUSY;
+	}
 	return CORRAL_EDBFAIL;
 }
 

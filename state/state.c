@@ -36,6 +36,10 @@
 /* How long opening a pooled connection waits for a leader to be known. */
 #define STATE_POOL_LEADER_WAIT_MS 5000
 
+/* Attempts of a write that finds the database locked (SQLITE_BUSY): about
+ * 0.25 s of pauses in all. */
+#define STATE_BUSY_RETRIES 20
+
 struct pool_conn {
 	struct dqlite_client client;
 	uint32_t db;
@@ -475,21 +479,33 @@ done:
 /* Run @fn in a transaction when @write (worker thread). A failure caused
  * by a connection to a node that died or lost leadership is retried once on
  * a fresh connection, which finds the current leader, when that is safe
- * (see run_work_once()); otherwise it is reported. */
+ * (see run_work_once()); a write that found the database locked by another
+ * member's transaction is run again up to STATE_BUSY_RETRIES times;
+ * otherwise the failure is reported. So @fn may run more than once. */
 static int run_work(struct state *s,
 		    bool write,
 		    state_work_fn fn,
 		    void *arg,
 		    char *errmsg)
 {
+	unsigned busy = 0;
 	bool retry;
 	int rv;
 
-	rv = run_work_once(s, write, fn, arg, errmsg, &retry);
-	if (rv != 0 && retry && !s->stopping) {
+	for (;;) {
 		rv = run_work_once(s, write, fn, arg, errmsg, &retry);
+		if (rv != 0 && retry && !s->stopping) {
+			rv = run_work_once(s, write, fn, arg, errmsg, &retry);
+		}
+		/* Another member's write held the leader's write lock: the
+		 * transaction was rolled back, run it again after a short,
+		 * growing, jittered pause. */
+		if (rv != CORRAL_EBUSY || s->stopping ||
+		    ++busy > STATE_BUSY_RETRIES) {
+			return rv;
+		}
+		usleep((useconds_t)(busy * 1000 + (unsigned)rand() % 1000));
 	}
-	return rv;
 }
 
 /* ------------------------------------------------------------------------ */

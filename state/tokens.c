@@ -296,3 +296,120 @@ int state_token_revoke(struct state_tx *tx,
 	}
 	return 0;
 }
+
+/* Unused tokens of node ?1 (0: any node) from another run than ?2. A data
+ * value that is not JSON (a row this code did not write) reads as NULL,
+ * never as an SQL error, so such a row counts as of an earlier run. */
+#define PRUNE_WHERE                                                           \
+	" WHERE used_at IS NULL AND (CASE WHEN json_valid(data)"              \
+	" THEN json_extract(data, '$.boot')"                                  \
+	" END) IS NOT ?2 AND (?1 = 0 OR coalesce((CASE WHEN json_valid(data)" \
+	" THEN json_extract(data, '$.node_id') END), ?1) = ?1)"
+static const char prune_count_sql[] = "SELECT count(*) FROM tokens" PRUNE_WHERE;
+static const char prune_sql[] = "DELETE FROM tokens" PRUNE_WHERE;
+
+/* The unused token of operation ?1, not expired at ?2. */
+static const char by_operation_sql[] =
+    "SELECT id, name, data, created_at, expires_at, kind FROM tokens"
+    " WHERE (CASE WHEN json_valid(data)"
+    " THEN json_extract(data, '$.operation') END) = ?1"
+    " AND used_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)"
+    " ORDER BY id LIMIT 1";
+
+int state_token_prune(struct state_tx *tx,
+		      int64_t node_id,
+		      const char *boot,
+		      int64_t *deleted)
+{
+	struct dqlite_param params[2];
+	struct dqlite_rows rows;
+	int64_t changes = 0;
+	int64_t found;
+	int rv;
+
+	if (boot == NULL || boot[0] == '\0') {
+		corral_errf(tx->errmsg, sizeof tx->errmsg,
+			    "token prune needs the current boot id");
+		return CORRAL_EINVALID;
+	}
+	params[0] = state__int(node_id);
+	params[1] = state__text(boot);
+	/* Count first: most starts find nothing, and then no write lock is
+	 * taken on the leader, where another member may be writing. */
+	rv = state_tx_query(tx, prune_count_sql, params, 2, &rows);
+	if (rv != 0) {
+		corral_errwrapf(tx->errmsg, sizeof tx->errmsg,
+				"count tokens of earlier runs");
+		return rv;
+	}
+	found = rows.n_rows > 0 ? state__col_int(&rows, 0, 0) : 0;
+	dqlite_proto_rows_close(&rows);
+	if (found > 0) {
+		rv = state_tx_exec(tx, prune_sql, params, 2, NULL, &changes);
+	}
+	if (rv != 0) {
+		corral_errwrapf(tx->errmsg, sizeof tx->errmsg,
+				"delete tokens of earlier runs");
+		return rv;
+	}
+	if (deleted != NULL) {
+		*deleted = changes;
+	}
+	return 0;
+}
+
+int state_token_revoke_operation(struct state_tx *tx,
+				 const char *operation,
+				 int64_t now,
+				 json_t **token)
+{
+	struct dqlite_param params[2];
+	struct dqlite_rows rows;
+	const char *kind;
+	json_t *found = NULL;
+	int rv;
+
+	if (operation == NULL || operation[0] == '\0') {
+		corral_errf(tx->errmsg, sizeof tx->errmsg,
+			    "token operation id must not be empty");
+		return CORRAL_EINVALID;
+	}
+	params[0] = state__text(operation);
+	params[1] = state__int(now);
+	rv = state_tx_query(tx, by_operation_sql, params, 2, &rows);
+	if (rv != 0) {
+		corral_errwrapf(tx->errmsg, sizeof tx->errmsg,
+				"look up the token of operation %s", operation);
+		return rv;
+	}
+	if (rows.n_rows == 0) {
+		dqlite_proto_rows_close(&rows);
+		corral_errf(tx->errmsg, sizeof tx->errmsg,
+			    "no unused token for operation %s", operation);
+		return CORRAL_ENOTFOUND;
+	}
+	rv = token_row(tx, &rows, 0, &found);
+	kind = state__col_text(&rows, 0, 5);
+	if (rv == 0 &&
+	    json_object_set_new(found, "kind",
+				json_string(kind != NULL ? kind : "")) != 0) {
+		rv = state__oom(tx);
+	}
+	dqlite_proto_rows_close(&rows);
+	if (rv != 0) {
+		json_decref(found);
+		return rv;
+	}
+	rv = state_token_delete(
+	    tx, (int64_t)json_integer_value(json_object_get(found, "id")));
+	if (rv != 0) {
+		json_decref(found);
+		return rv;
+	}
+	if (token != NULL) {
+		*token = found;
+	} else {
+		json_decref(found);
+	}
+	return 0;
+}

@@ -168,12 +168,15 @@ int cluster_broadcast(struct cluster *c,
 		      void *arg);
 
 /* Completion of cluster_forward() on the loop: @rv 0 with the member's
- * HTTP @status and @body (borrowed, "" when empty), else an error with
+ * HTTP @status, @body (borrowed, "" when empty) and @headers, the header
+ * lines of its answer a client may rely on ("ETag: ...\r\n" and
+ * "Location: ...\r\n" when present; "" when none), else an error with
  * @errmsg. */
 typedef void (*cluster_forward_cb)(void *arg,
 				   int rv,
 				   unsigned status,
 				   const char *body,
+				   const char *headers,
 				   const char *errmsg);
 
 /* Send `@method @target` (the request target, query included) with the
@@ -191,6 +194,53 @@ int cluster_forward(struct cluster *c,
 		    const char *body,
 		    cluster_forward_cb cb,
 		    void *arg);
+
+/* The names of the peers set by cluster_peers_set() (the other members),
+ * as a new array of strings, or NULL on OOM. Loop only. */
+json_t *cluster_peer_names(const struct cluster *c);
+
+/* One member's answer to cluster_fanout(), borrowed for the callback. */
+struct cluster_answer {
+	const char *name; /* the member */
+	/* 0: it answered with @status and @body ("" when empty); else no
+	 * answer: -ETIMEDOUT (not within the bound, or not waited for once
+	 * another member was found), a dial or I/O error, with @errmsg. */
+	int rv;
+	unsigned status;
+	const char *body;
+	const char *errmsg;
+};
+
+/* Completion of cluster_fanout() on the loop: one entry per member asked
+ * (@n is 0 when none was asked, or on OOM). */
+typedef void (*cluster_fanout_cb)(void *arg,
+				  const struct cluster_answer *answers,
+				  size_t n);
+
+/* Send `@method @target` with the extra header lines @headers (or NULL)
+ * and the JSON @body (or NULL: none) to the peers (set by
+ * cluster_peers_set()) named in @names (an array of strings, borrowed;
+ * NULL: every peer), in parallel: one detached thread per member, each on
+ * a fresh member channel connection (this member's server.crt, the peer
+ * pinned to cluster.crt), so no libuv worker thread is held. @cb runs on
+ * the loop once every member answered or failed, or @timeout_ms passed
+ * (members still silent then count as -ETIMEDOUT; their threads end on
+ * their own, at the latest when the dial or socket timeouts fire), or,
+ * with @until_found, as soon as one member answered with a status that is
+ * neither 404 nor 5xx (looking up what exactly one member has; a member
+ * that cannot serve answers 5xx, which says nothing). All strings are
+ * copied. Loop only. Returns 0 when scheduled (@cb will run, also when no
+ * member is asked), -ENOMEM or a libuv error. */
+int cluster_fanout(struct cluster *c,
+		   json_t *names,
+		   const char *method,
+		   const char *target,
+		   const char *headers,
+		   const char *body,
+		   unsigned timeout_ms,
+		   bool until_found,
+		   cluster_fanout_cb cb,
+		   void *arg);
 
 /* ------------------------------------------------------------------------ */
 /* Membership decisions (pure)                                                */

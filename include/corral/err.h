@@ -27,7 +27,8 @@
 	X(CORRAL_ESCHEMA, 1009, "schema version mismatch")   \
 	X(CORRAL_ECONFLICT, 1010, "conflict")                \
 	X(CORRAL_EFORBIDDEN, 1011, "not authorized")         \
-	X(CORRAL_EPRECONDITION, 1012, "precondition failed")
+	X(CORRAL_EPRECONDITION, 1012, "precondition failed") \
+	X(CORRAL_EBUSY, 1013, "database is locked")
 
 enum {
 #define CORRAL__ERR_ENUM(name, value, text) name = -(value),

@@ -489,4 +489,36 @@ int state_token_revoke(struct state_tx *tx,
 		       const char *kind,
 		       const char *secret_hash);
 
+/* Tokens and the operations that issued them. A token's operation lives in
+ * the memory of the member that created it; the token's data names it, so
+ * any member can find and revoke the token, and tokens whose operation died
+ * with a restart can be deleted:
+ *
+ *   "operation": the operation's id (a UUID)
+ *   "member":    the issuing member's name ("none" when standalone)
+ *   "node_id":   its raft node id (1 for a standalone daemon)
+ *   "boot":      the id of the issuing process's operation registry, new at
+ *                every start
+ */
+
+/* Delete the unused tokens issued by node @node_id (0: by any node) in an
+ * earlier run, i.e. whose "boot" is not @boot (copied): their operations
+ * are gone. Used tokens stay (nothing can redeem them). Tokens without a
+ * "node_id" or "boot" (written before tokens named their operation) count as
+ * this node's and as of an earlier run. The number deleted goes to *@deleted
+ * (may be NULL). CORRAL_EINVALID for an empty @boot. */
+int state_token_prune(struct state_tx *tx,
+		      int64_t node_id,
+		      const char *boot,
+		      int64_t *deleted);
+
+/* Revoke the unused token, not expired at @now (unix seconds), whose
+ * "operation" is @operation, and return it as {id, kind, name, data,
+ * created_at, expires_at} in *@token (may be NULL). CORRAL_ENOTFOUND when
+ * there is none. */
+int state_token_revoke_operation(struct state_tx *tx,
+				 const char *operation,
+				 int64_t now,
+				 json_t **token);
+
 #endif /* CORRAL_STATE_H */

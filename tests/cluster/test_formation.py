@@ -73,6 +73,19 @@ def test_form_three_members(cluster):
     assert body["metadata"]["url"] == "https://" + cluster.addresses[1]
     status, _, body = m3.request("GET", "/1.0/cluster/members/nope")
     assert status == 404, body
+    # Each member's schema and API extension count (for rolling upgrades),
+    # from its heartbeats; the same binary everywhere here.
+    root = m1.request("GET", "/1.0")[2]["metadata"]
+    deadline = time.monotonic() + 5
+    while True:
+        members = cluster.members_of(m3)
+        if all(m["schema"] > 0 for m in members) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for m in members:
+        assert m["schema"] >= 1, m
+        assert m["api_extensions"] == len(root["api_extensions"]), m
+        assert m["version"] == root["environment"]["server_version"], m
     # Every member presents the cluster certificate.
     fps = set()
     for d in (m1, m2, m3):

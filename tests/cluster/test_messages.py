@@ -257,12 +257,16 @@ def test_heartbeats_and_notifications_are_msgpack(cluster):
             _, headers, body = fake.wait_for(
                 msgpack_from(name, "/internal/heartbeat"), timeout=15)
             msg = mp_decode(body)
-            assert set(msg) == {"name", "generations", "version"}, msg
+            assert set(msg) == {"name", "generations", "version", "schema",
+                                "api_extensions", "architecture"}, msg
+            assert isinstance(msg["schema"], int) and msg["schema"] >= 1
+            assert isinstance(msg["api_extensions"], int)
+            assert isinstance(msg["architecture"], str)
             assert set(msg["generations"]) == AREAS, msg
             assert all(isinstance(g, int) for g in
                        msg["generations"].values()), msg
             assert isinstance(msg["version"], str)
-            assert body[:1] in (b"\x83", b"\xde", b"\xdf")  # a map
+            assert body[:1] in (b"\x86", b"\xde", b"\xdf")  # a map
 
         status, _, body = m1.request("POST", "/1.0/profiles",
                                      body={"name": "via-msgpack"})

@@ -136,3 +136,30 @@ def test_offline_and_unacknowledged(cluster, tmp_path):
     m3.start(ready_path=READY, timeout=30)
     st, _ = client.call(tls_port(cluster, 2), "GET", "/1.0/profiles")
     assert st == 403
+
+
+def test_concurrent_writes_through_members(cluster):
+    """Writes through different members at the same time all land: a write
+    that finds the leader's database locked by another member's transaction
+    is run again rather than failing."""
+    import threading
+    m1, m2, m3 = form3(cluster)
+    errors = []
+
+    def writer(d, prefix):
+        for i in range(25):
+            status, _, body = d.request("POST", "/1.0/profiles", body={
+                "name": "%s-%d" % (prefix, i)})
+            if status != 201:
+                errors.append((prefix, i, status, body))
+
+    threads = [threading.Thread(target=writer, args=(d, p))
+               for d, p in ((m1, "a"), (m2, "b"), (m3, "c"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    status, _, body = m1.request("GET", "/1.0/profiles")
+    check(status, body)
+    assert len(body["metadata"]) == 1 + 75

@@ -63,6 +63,37 @@ def test_target_forwarding(cluster, tmp_path):
     assert st == 201, body
     status, _, body = m3.request("GET", "/1.0/profiles/via-m2")
     check(status, body)
+    # The answer's ETag and Location come back too (If-Match round trips
+    # through a forward).
+    conn = client.connect(port1)
+    try:
+        conn.request("GET", "/1.0/profiles/via-m2?target=m2")
+        resp = conn.getresponse()
+        resp.read()
+        etag = resp.getheader("ETag")
+        assert resp.status == 200 and etag, resp.getheaders()
+        local = m2.request("GET", "/1.0/profiles/via-m2")[1]
+        assert {k.lower(): v for k, v in local.items()}["etag"] == etag
+        conn.request("POST", "/1.0/profiles?target=m3",
+                     body=json.dumps({"name": "loc"}),
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 201
+        assert resp.getheader("Location") == "/1.0/profiles/loc"
+    finally:
+        conn.close()
+    # The rest of the query goes along with the request.
+    status, _, body = m1.request("POST", "/1.0/projects", body={"name": "tp"})
+    check(status, body, 201)
+    st, body = client.call(port1, "POST", "/1.0/profiles?project=tp&target=m2",
+                           body={"name": "in-tp"})
+    assert st == 201, body
+    status, _, body = m3.request("GET", "/1.0/profiles?project=tp")
+    check(status, body)
+    assert "/1.0/profiles/in-tp?project=tp" in body["metadata"], body
+    status, _, body = m3.request("GET", "/1.0/profiles")
+    assert "/1.0/profiles/in-tp" not in body["metadata"], body
 
     # An unknown member.
     st, body = client.call(port1, "GET", "/1.0?target=nope")
@@ -113,6 +144,16 @@ def test_target_forwards_pki_client(cluster, tmp_path, pki):
     assert body["metadata"]["auth"] == "trusted"
     assert body["metadata"]["environment"]["server_name"] == "m3"
     st, body = good.call(port1, "GET", "/1.0/profiles?target=m3")
+    assert st == 200, body
+    # A bigger certificate (RSA 4096, ~1.9 KB of base64 in the forwarded
+    # head) goes through as well.
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from test_tls_trust import make_cert
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=4096)
+    big = Client(tmp_path, "big", key=rsa_key,
+                 cert=make_cert("big", rsa_key, issuer=pki["ca"],
+                                issuer_key=pki["ca_key"]))
+    st, body = big.call(port1, "GET", "/1.0/profiles?target=m3")
     assert st == 200, body
     # m2 has no server.ca: the same client is a stranger there.
     st, body = good.call(port1, "GET", "/1.0/profiles?target=m2")

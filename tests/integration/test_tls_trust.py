@@ -225,7 +225,7 @@ def pki(tmp_path):
                .revocation_date(now - datetime.timedelta(minutes=1)).build())
            .sign(ca_key, hashes.SHA384()))
     return {
-        "ca": ca, "crl": crl,
+        "ca": ca, "ca_key": ca_key, "crl": crl,
         "good": Client(tmp_path, "good", cert=good, key=good_key),
         "bad": Client(tmp_path, "bad", cert=bad, key=bad_key),
         "self": Client(tmp_path, "selfsigned"),

@@ -564,6 +564,11 @@ static void test_decode_failure(void **state)
 	assert_int_equal(dqlite_proto_failure_rv(10 | (41 << 8)),
 			 CORRAL_ENOTLEADER);
 	assert_int_equal(dqlite_proto_failure_rv(1), CORRAL_EDBFAIL);
+	/* SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT, SQLITE_LOCKED: retried writes. */
+	assert_int_equal(dqlite_proto_failure_rv(5), CORRAL_EBUSY);
+	assert_int_equal(dqlite_proto_failure_rv(5 | (2 << 8)), CORRAL_EBUSY);
+	assert_int_equal(dqlite_proto_failure_rv(6), CORRAL_EBUSY);
+	assert_int_equal(dqlite_proto_failure_rv(19), CORRAL_EDBFAIL);
 	assert_int_equal(dqlite_proto_failure_rv(10), CORRAL_EDBFAIL);
 
 	/* The message is truncated to the buffer, always terminated. */

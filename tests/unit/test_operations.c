@@ -591,6 +591,41 @@ static void test_close_wakes_waiters(void **state)
 	f->closed = false; /* teardown closes again */
 }
 
+/* A given id (recorded in a token row before the operation exists), and
+ * the member name as location, also for operations made before it. */
+static void test_create_id_location(void **state)
+{
+	struct fixture *f = *state;
+	struct api_op *before = new_task(f, "");
+	struct api_op *op = NULL;
+	char id[OPS_ID_SIZE];
+
+	assert_int_equal(strlen(f->ops->boot), 36);
+	assert_string_equal(before->location, "none");
+	assert_int_equal(ops_uuid(id), 0);
+	assert_int_equal(
+	    ops_op_create_id(f->ops, id, OPS_CLASS_TOKEN, "Joining cluster", "",
+			     NULL, json_pack("{s:s}", "secret", "x"), true,
+			     NULL, NULL, &op),
+	    0);
+	assert_string_equal(op->id, id);
+	assert_ptr_equal(ops_lookup(f->ops, id), op);
+	/* The same id twice is refused. */
+	assert_int_equal(
+	    ops_op_create_id(f->ops, id, OPS_CLASS_TOKEN, "x", "", NULL,
+			     json_object(), true, NULL, NULL, &op),
+	    CORRAL_EEXIST);
+
+	assert_int_equal(ops_finish(before, OPS_STATUS_SUCCESS, NULL, NULL), 0);
+	assert_int_equal(ops_set_location(f->ops, "m1"), 0);
+	assert_string_equal(before->location, "m1");
+	assert_string_equal(ops_lookup(f->ops, id)->location, "m1");
+	op = new_task(f, "");
+	assert_string_equal(op->location, "m1");
+	assert_int_equal(ops_set_location(f->ops, "m2"), 0);
+	assert_string_equal(op->location, "m2");
+}
+
 /* ------------------------------------------------------------------------ */
 /* Event helpers                                                             */
 
@@ -1037,6 +1072,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wait_until_final, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_close_wakes_waiters, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_create_id_location, setup,
 						teardown),
 		cmocka_unit_test(test_ws_accept),
 		cmocka_unit_test(test_event_types),

@@ -535,6 +535,10 @@ static void test_snapshot_empty(void **state)
 	"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 #define HASH_C \
 	"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+#define HASH_D \
+	"dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd"
+#define HASH_E \
+	"eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
 
 static void test_tokens(void **state)
 {
@@ -641,6 +645,104 @@ static void test_tokens(void **state)
 	(void)id_c;
 }
 
+/* Tokens name the operation and the run that issued them: a restart
+ * deletes a node's tokens of earlier runs, and any member revokes a token
+ * by its operation id. */
+static void test_token_owners(void **state)
+{
+	struct test_sqlite_tx *t = *state;
+	int64_t now = (int64_t)time(NULL);
+	json_t *mine_old = json_of(
+	    "{\"operation\": \"op-1\", \"member\": "
+	    "\"m1\", \"node_id\": 1, \"boot\": \"b0\"}");
+	json_t *mine_new = json_of(
+	    "{\"operation\": \"op-2\", \"member\": "
+	    "\"m1\", \"node_id\": 1, \"boot\": \"b1\"}");
+	json_t *theirs = json_of(
+	    "{\"operation\": \"op-3\", \"member\": "
+	    "\"m2\", \"node_id\": 2, \"boot\": \"b0\"}");
+	json_t *legacy = json_of("{\"type\": \"client\"}");
+	json_t *token = NULL;
+	json_t *list;
+	int64_t deleted = -1;
+
+	assert_int_equal(state_token_create(&t->tx, "join", HASH_A, "x",
+					    mine_old, now + 60, NULL),
+			 0);
+	assert_int_equal(state_token_create(&t->tx, "trust", HASH_B, "y",
+					    mine_new, now + 60, NULL),
+			 0);
+	assert_int_equal(state_token_create(&t->tx, "join", HASH_C, "z", theirs,
+					    now + 60, NULL),
+			 0);
+	assert_int_equal(
+	    state_token_create(&t->tx, "trust", HASH_D, "w", legacy, 0, NULL),
+	    0);
+	raw(t,
+	    "INSERT INTO tokens (kind, secret_hash, name, data, created_at)"
+	    " VALUES ('trust', '" HASH_E "', 'bad', 'not json', 0)");
+
+	assert_int_equal(state_token_prune(&t->tx, 1, "", NULL),
+			 CORRAL_EINVALID);
+	/* Node 1 restarted as boot b1: its b0 token goes, and so do the
+	 * ones that name no run (legacy, not JSON); node 2's stays. */
+	assert_int_equal(state_token_prune(&t->tx, 1, "b1", &deleted), 0);
+	assert_int_equal(deleted, 3);
+	assert_int_equal(state_token_list(&t->tx, "trust", &list), 0);
+	assert_int_equal(json_array_size(list), 1);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_array_get(list, 0), "name")),
+	    "y");
+	json_decref(list);
+	assert_int_equal(state_token_list(&t->tx, "join", &list), 0);
+	assert_int_equal(json_array_size(list), 1);
+	json_decref(list);
+
+	/* Revoke by operation id, whatever the kind. */
+	assert_int_equal(
+	    state_token_revoke_operation(&t->tx, "op-3", now, &token), 0);
+	assert_string_equal(json_string_value(json_object_get(token, "kind")),
+			    "join");
+	assert_string_equal(json_string_value(json_object_get(token, "name")),
+			    "z");
+	assert_string_equal(json_string_value(json_object_get(
+				json_object_get(token, "data"), "member")),
+			    "m2");
+	json_decref(token);
+	assert_int_equal(
+	    state_token_redeem(&t->tx, "join", HASH_C, now, &token),
+	    CORRAL_ENOTFOUND);
+	assert_int_equal(
+	    state_token_revoke_operation(&t->tx, "op-3", now, NULL),
+	    CORRAL_ENOTFOUND);
+	assert_int_equal(state_token_revoke_operation(&t->tx, "", now, NULL),
+			 CORRAL_EINVALID);
+	/* A used token is not revoked (nor an expired one). */
+	assert_int_equal(
+	    state_token_redeem(&t->tx, "trust", HASH_B, now, &token), 0);
+	json_decref(token);
+	assert_int_equal(
+	    state_token_revoke_operation(&t->tx, "op-2", now, NULL),
+	    CORRAL_ENOTFOUND);
+
+	/* A standalone daemon (node 0: any) deletes every earlier run's
+	 * unused token; the used one stays. */
+	assert_int_equal(state_token_create(&t->tx, "join", HASH_C, "v", theirs,
+					    now + 60, NULL),
+			 0);
+	assert_int_equal(state_token_prune(&t->tx, 0, "b2", &deleted), 0);
+	assert_int_equal(deleted, 1);
+	assert_int_equal(state_token_prune(&t->tx, 0, "b2", &deleted), 0);
+	assert_int_equal(deleted, 0);
+	assert_int_equal(
+	    state_token_redeem(&t->tx, "trust", HASH_B, now, &token),
+	    CORRAL_ENOTFOUND);
+	json_decref(mine_old);
+	json_decref(mine_new);
+	json_decref(theirs);
+	json_decref(legacy);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -652,6 +754,7 @@ int main(void)
 		T(test_project_cascade),
 		T(test_snapshot_empty),
 		T(test_tokens),
+		T(test_token_owners),
 	};
 #undef T
 

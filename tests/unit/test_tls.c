@@ -867,6 +867,71 @@ static void test_address_parse(void **state)
 	}
 }
 
+/* Which listener address serves which cluster address (one listener or
+ * two), what a wildcard is, and the normal form of an address. */
+static void test_address_covers(void **state)
+{
+	struct {
+		const char *listen;
+		const char *address;
+		bool covers;
+	} cases[] = {
+		{ "127.0.0.1:8443", "127.0.0.1:8443", true },
+		{ "127.0.0.1", "127.0.0.1:8443", true },
+		{ "127.0.0.1:0", "127.0.0.1:0", true },
+		{ "127.0.0.1:0", "127.0.0.1:41000", false },
+		{ "127.0.0.1:8443", "127.0.0.2:8443", false },
+		{ "127.0.0.1:8443", "127.0.0.1:8444", false },
+		{ ":8443", "10.0.0.1:8443", true },
+		{ "[::]:8443", "10.0.0.1:8443", true },
+		{ "[::]:8443", "[fd00::1]:8443", true },
+		{ "0.0.0.0:8443", "10.0.0.1:8443", true },
+		{ "0.0.0.0:8443", "[fd00::1]:8443", false },
+		{ ":0", "10.0.0.1:0", false },
+		{ "[::1]:8443", "[0::1]:8443", true },
+		{ "[::1]:8443", "127.0.0.1:8443", false },
+		{ "Host.example:8443", "host.example:8443", true },
+		{ "host.example:8443", "127.0.0.1:8443", false },
+		{ "", "127.0.0.1:8443", false },
+		{ "127.0.0.1:8443", "", false },
+		{ "[::1:8443", "[::1:8443", false },
+		{ "[::1:8443", "[::1]:8443", false },
+	};
+	char out[64];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		if (https_address_covers(cases[i].listen, cases[i].address) !=
+		    cases[i].covers) {
+			fail_msg("covers(\"%s\", \"%s\") is not %d",
+				 cases[i].listen, cases[i].address,
+				 cases[i].covers);
+		}
+	}
+	assert_true(https_address_wildcard(":8443"));
+	assert_true(https_address_wildcard("0.0.0.0:0"));
+	assert_true(https_address_wildcard("[::]:8443"));
+	assert_true(https_address_wildcard("[0:0::0]"));
+	assert_false(https_address_wildcard("127.0.0.1:8443"));
+	assert_false(https_address_wildcard("[::1]"));
+	assert_false(https_address_wildcard(""));
+	assert_false(https_address_wildcard("[::"));
+
+	assert_int_equal(https_address_normalize("10.0.0.1", out, sizeof out),
+			 0);
+	assert_string_equal(out, "10.0.0.1:8443");
+	assert_int_equal(https_address_normalize("::1", out, sizeof out), 0);
+	assert_string_equal(out, "[::1]:8443");
+	assert_int_equal(
+	    https_address_normalize("[fd00::1]:9000", out, sizeof out), 0);
+	assert_string_equal(out, "[fd00::1]:9000");
+	assert_int_equal(https_address_normalize("a b", out, sizeof out),
+			 CORRAL_EINVALID);
+	assert_int_equal(https_address_normalize("10.0.0.1:1", out, 8),
+			 -ENOSPC);
+}
+
 static unsigned stopped;
 
 static void stop_cb(struct https_listener *l)
@@ -985,6 +1050,7 @@ int main(void)
 		T(test_close_in_handler),
 		T(test_plain_http_refused),
 		cmocka_unit_test(test_address_parse),
+		cmocka_unit_test(test_address_covers),
 		T(test_listener_lifecycle),
 		T(test_listener_wildcard),
 #undef T
