@@ -526,6 +526,18 @@ bool api_prop_member_info(struct api *a,
 			  const char *name,
 			  struct api_member_info *info);
 
+/* Tell every member about a change committed outside api_db_run() (a
+ * member accepted into the cluster): send the current generations, with
+ * the trust store @trust (borrowed, may be NULL) at @trust_gen inline, and
+ * call @done (with the names that did not acknowledge, or NULL) once all
+ * acknowledged or the notify timeout passed. Returns 0 when started (@done
+ * will run), else a negative code (standalone, not started, OOM). */
+int api_prop_announce(struct api *a,
+		      json_t *trust,
+		      int64_t trust_gen,
+		      void (*done)(void *arg, json_t *missing),
+		      void *arg);
+
 /* Read every area's generation in @tx, with one query, and the member list
  * (the members a change notification goes to) into *@members (any
  * thread). */

@@ -1401,21 +1401,18 @@ static void join_token_ops_finish(struct api *a, const char *hash)
 	}
 }
 
-static void accept_done(void *arg, int rv, const char *errmsg)
+/* Every member knows the joiner's server certificate now (or did not
+ * answer in time): hand the joiner what it needs. */
+static void accept_announced(void *arg, json_t *missing)
 {
 	struct ccall *cc = arg;
 	struct api *a = cc->a;
 	char *crt = NULL;
 	char *key = NULL;
 	json_t *out;
+	int rv;
 
-	if (rv != 0) {
-		corral_errf(cc->errmsg, sizeof cc->errmsg, "%s", errmsg);
-		ccall_fail(cc, rv, "accept member");
-		return;
-	}
-	api_trust_install(a, cc->trust, cc->trust_gen);
-	join_token_ops_finish(a, cc->secret_hash);
+	(void)missing; /* logged; a member behind repairs by heartbeat */
 	rv = cluster_key_pair(a->cluster, &crt, &key, cc->errmsg);
 	if (rv != 0) {
 		ccall_fail(cc, rv, "accept member");
@@ -1433,6 +1430,29 @@ static void accept_done(void *arg, int rv, const char *errmsg)
 	api_reply_sync(cc->r, 200, out, NULL, NULL);
 	cc->r = NULL;
 	ccall_free(cc);
+}
+
+static void accept_done(void *arg, int rv, const char *errmsg)
+{
+	struct ccall *cc = arg;
+	struct api *a = cc->a;
+
+	if (rv != 0) {
+		corral_errf(cc->errmsg, sizeof cc->errmsg, "%s", errmsg);
+		ccall_fail(cc, rv, "accept member");
+		return;
+	}
+	api_trust_install(a, cc->trust, cc->trust_gen);
+	join_token_ops_finish(a, cc->secret_hash);
+	/* The other members must accept the joiner's raft streams before it
+	 * runs: with the leader gone right after the join, an election
+	 * needs them, and a member that cannot read its trust store then
+	 * refuses an identity it has not seen. So the new trust store is
+	 * acknowledged by every member before the joiner goes on. */
+	if (api_prop_announce(a, cc->trust, cc->trust_gen, accept_announced,
+			      cc) != 0) {
+		accept_announced(cc, NULL);
+	}
 }
 
 static void post_internal_accept(struct api_req *r)

@@ -1131,15 +1131,73 @@ static unsigned notify_timeout(struct api *a)
 	return v != NULL ? (unsigned)strtoul(v, NULL, 10) : 2000;
 }
 
+/* Send POST /internal/changed {"name", "generations": @changed} to every
+ * member of @members but this one, with the trust store @trust inline when
+ * it is the store at generation @trust_now (the "trust" generation read
+ * with @members) and packs small; @cb runs when all acknowledged or the
+ * notify timeout passed. Returns 0 when sent (@cb will run). */
+static int changed_send(struct api *a,
+			json_t *changed,
+			json_t *members,
+			json_t *trust,
+			int64_t trust_gen,
+			int64_t trust_now,
+			cluster_broadcast_cb cb,
+			void *arg)
+{
+	json_t *peers = NULL;
+	json_t *msg;
+	char *bytes = NULL;
+	size_t len = 0;
+	int rv = -ENOMEM;
+
+	msg = json_pack("{s:s, s:O}", "name", a->member_name, "generations",
+			changed);
+	if (msg == NULL || cluster_msg_pack(msg, &bytes, &len) != 0) {
+		bytes = NULL;
+	}
+	if (bytes != NULL && trust != NULL && trust_gen == trust_now &&
+	    json_object_get(changed, prop_areas[0]) != NULL) {
+		/* The trust store the change left goes along while small:
+		 * members install it as they read the message. A store too
+		 * big (or too deep) for a message stays behind. */
+		char *with = NULL;
+		size_t with_len = 0;
+
+		if (json_object_set_new(msg, "trust",
+					json_pack("{s:I, s:O}", "generation",
+						  (json_int_t)trust_gen,
+						  "identities", trust)) != 0 ||
+		    cluster_msg_pack(msg, &with, &with_len) != 0) {
+			with = NULL;
+		}
+		if (with != NULL && with_len <= PROP_INLINE_TRUST_MAX) {
+			free(bytes);
+			bytes = with;
+			len = with_len;
+		} else {
+			free(with);
+		}
+	}
+	peers = notify_peers(a, members);
+	if (peers != NULL && cluster_peers_add(a->cluster, peers) != 0) {
+		log_debug("msg=\"notify\" error=\"cannot start heartbeats\"");
+	}
+	if (bytes != NULL && peers != NULL) {
+		rv = cluster_broadcast(a->cluster, peers, "/internal/changed",
+				       bytes, len, notify_timeout(a), cb, arg);
+	}
+	free(bytes);
+	json_decref(peers);
+	json_decref(msg);
+	return rv;
+}
+
 static void after_write_done(void *arg, int rv, const char *errmsg)
 {
 	struct after_write *w = arg;
 	struct api *a = w->c->r->api;
 	json_t *changed = json_object();
-	json_t *peers = NULL;
-	json_t *msg = NULL;
-	char *bytes = NULL;
-	size_t len = 0;
 	int i;
 
 	if (rv != 0) {
@@ -1160,54 +1218,13 @@ static void after_write_done(void *arg, int rv, const char *errmsg)
 		goto out;
 	}
 	body_update(a);
-	msg = json_pack("{s:s, s:O}", "name", a->member_name, "generations",
-			changed);
-	if (msg == NULL || cluster_msg_pack(msg, &bytes, &len) != 0) {
-		bytes = NULL;
-	}
-	if (bytes != NULL && w->c->trust_snapshot != NULL &&
-	    w->c->trust_gen == w->gens[0] &&
-	    json_object_get(changed, prop_areas[0]) != NULL) {
-		/* The trust store this write left goes along while small:
-		 * members install it as they read the message. A store
-		 * too big (or too deep) for a message stays behind. */
-		char *with = NULL;
-		size_t with_len = 0;
-
-		if (json_object_set_new(
-			msg, "trust",
-			json_pack("{s:I, s:O}", "generation",
-				  (json_int_t)w->c->trust_gen, "identities",
-				  w->c->trust_snapshot)) != 0 ||
-		    cluster_msg_pack(msg, &with, &with_len) != 0) {
-			with = NULL;
-		}
-		if (with != NULL && with_len <= PROP_INLINE_TRUST_MAX) {
-			free(bytes);
-			bytes = with;
-			len = with_len;
-		} else {
-			free(with);
-		}
-	}
-	peers = notify_peers(a, w->members);
-	if (peers != NULL && cluster_peers_add(a->cluster, peers) != 0) {
-		log_debug("msg=\"notify\" error=\"cannot start heartbeats\"");
-	}
-	if (bytes != NULL && peers != NULL &&
-	    cluster_broadcast(a->cluster, peers, "/internal/changed", bytes,
-			      len, notify_timeout(a), after_write_acked,
-			      w) == 0) {
-		free(bytes);
-		json_decref(peers);
-		json_decref(msg);
+	if (changed_send(a, changed, w->members, w->c->trust_snapshot,
+			 w->c->trust_gen, w->gens[0], after_write_acked,
+			 w) == 0) {
 		json_decref(changed);
 		return;
 	}
 out:
-	free(bytes);
-	json_decref(peers);
-	json_decref(msg);
 	json_decref(changed);
 	w->done(w->c);
 	json_decref(w->members);
@@ -1240,6 +1257,104 @@ int api_prop_after_write(struct api_db_call *c,
 	if (state_submit(a->state, false, after_write_work, after_write_done,
 			 w) != 0) {
 		free(w);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Announcing a change made outside api_db_run()                              */
+
+struct announce {
+	struct api *a;
+	json_t *trust; /* owned, or NULL */
+	int64_t trust_gen;
+	int64_t gens[API_PROP_AREAS];
+	json_t *members; /* owned */
+	void (*done)(void *arg, json_t *missing);
+	void *arg;
+};
+
+static void announce_free(struct announce *n)
+{
+	json_decref(n->trust);
+	json_decref(n->members);
+	free(n);
+}
+
+static int announce_work(struct state_tx *tx, void *arg)
+{
+	struct announce *n = arg;
+
+	json_decref(n->members);
+	n->members = NULL;
+	return api_prop_gens_read(tx, n->gens, &n->members);
+}
+
+static void announce_acked(void *arg, json_t *missing)
+{
+	struct announce *n = arg;
+
+	if (missing != NULL && json_array_size(missing) > 0) {
+		char *names = json_dumps(missing, JSON_COMPACT);
+
+		log_warn("msg=\"change not acknowledged\" members=%s",
+			 names != NULL ? names : "?");
+		free(names);
+	}
+	n->done(n->arg, missing);
+	announce_free(n);
+}
+
+static void announce_read(void *arg, int rv, const char *errmsg)
+{
+	struct announce *n = arg;
+	struct api *a = n->a;
+	json_t *gens = json_object();
+	int i;
+
+	if (rv != 0) {
+		log_warn("msg=\"read generations\" error=\"%s\"", errmsg);
+	}
+	for (i = 0; rv == 0 && gens != NULL && i < API_PROP_AREAS; i++) {
+		json_object_set_new(gens, prop_areas[i],
+				    json_integer(n->gens[i]));
+	}
+	if (rv == 0 && gens != NULL &&
+	    changed_send(a, gens, n->members, n->trust, n->trust_gen,
+			 n->gens[0], announce_acked, n) == 0) {
+		json_decref(gens);
+		return;
+	}
+	json_decref(gens);
+	n->done(n->arg, NULL);
+	announce_free(n);
+}
+
+int api_prop_announce(struct api *a,
+		      json_t *trust,
+		      int64_t trust_gen,
+		      void (*done)(void *arg, json_t *missing),
+		      void *arg)
+{
+	struct announce *n;
+
+	if (a->cluster == NULL || !api_clustered(a) || a->prop == NULL ||
+	    !a->prop->started) {
+		return -ENOTCONN;
+	}
+	n = calloc(1, sizeof *n);
+	if (n == NULL) {
+		return -ENOMEM;
+	}
+	n->a = a;
+	n->trust = json_incref(trust);
+	n->trust_gen = trust_gen;
+	n->done = done;
+	n->arg = arg;
+	if (state_submit(a->state, false, announce_work, announce_read, n) !=
+	    0) {
+		announce_free(n);
 		return -EAGAIN;
 	}
 	return 0;

@@ -159,3 +159,39 @@ def test_idle_member_first_read_after_leader_kill(cluster):
     # The cluster takes writes again: b's very first request must work.
     status, _, body = b.request("GET", "/1.0/profiles", timeout=15)
     assert status == 200, body
+
+
+def server_fp(d):
+    import hashlib
+    import ssl
+    import os
+    with open(os.path.join(d.state_dir, "server.crt")) as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    return hashlib.sha256(der).hexdigest()
+
+
+def test_leader_killed_right_after_join(cluster):
+    """When a join returns, every member already accepts the joiner's raft
+    streams: its server certificate was acknowledged by all of them. So
+    killing the leader at once still leaves two voters that can elect one
+    (a member that had not learned the joiner's certificate refused its
+    votes and, with no leader to read the trust store from, never did)."""
+    m1 = cluster.enable("m1")
+    m2 = cluster.join("m2")
+    m3 = cluster.join("m3")
+    # Known to m2 (which m3 did not join through) right away.
+    status, _, body = m2.request("GET", "/1.0/certificates")
+    check(status, body)
+    assert "/1.0/certificates/" + server_fp(m3) in body["metadata"], body
+    m1.kill()
+    survivor = m2
+    deadline = time.monotonic() + 10
+    while True:
+        status, _, body = survivor.request("POST", "/1.0/profiles", body={
+            "name": "after-kill"}, timeout=6)
+        if status == 201:
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
+    status, _, body = m3.request("GET", "/1.0/profiles/after-kill")
+    check(status, body)
