@@ -997,6 +997,7 @@ def bench_cluster(ctx):
     try:
         cluster_revoke(ctx, c)
         cluster_profile_put(ctx, c)
+        cluster_partition(ctx, c)
         cluster_offline(ctx, c)
     finally:
         c.stop()
@@ -1107,6 +1108,64 @@ def cluster_profile_put(ctx, c):
             duration(statistics.median(times)),
             f"max {duration(max(times))}; visible on m1 and m3 when it "
             "returns (change notification acknowledged)")
+
+
+def cluster_partition(ctx, c):
+    """m3 frozen (SIGSTOP) for 5 s while a certificate is revoked through m1,
+    then resumed: does it ever accept the revoked certificate again?"""
+    m1, m3 = c.members["m1"], c.members["m3"]
+    crt, key, b64, fp = client_cert(ctx, "cluster-partition")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.load_cert_chain(crt, key)
+    path = f"/1.0/certificates/{fp}"
+    api(m1.sock, "POST", "/1.0/certificates",
+        {"type": "client", "name": "cp", "certificate": b64})
+    if c.tls_status("m3", context, "/1.0/projects") != 200:
+        raise BenchError("m3 does not accept the trusted certificate")
+    ctx.command("partition: kill -STOP m3, revoke through m1, wait 5 s, "
+                "kill -CONT m3, then TLS GET /1.0/projects on m3 with the "
+                "revoked certificate every 5 ms (new connection each) until "
+                "refused (the revoke, sent between kill -STOP $M3_PID and "
+                "kill -CONT $M3_PID)", curl(m1.sock, "DELETE", path))
+    os.kill(m3.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.perf_counter()
+        doc = api(m1.sock, "DELETE", path)
+        took = time.perf_counter() - t0
+        unacked = doc["metadata"].get("unacknowledged_members")
+        time.sleep(5)
+    finally:
+        os.kill(m3.proc.pid, signal.SIGCONT)
+    t1 = time.perf_counter()
+    seen = {}
+    accepted = 0
+    while True:
+        st = c.tls_status("m3", context, "/1.0/projects")
+        seen[st] = seen.get(st, 0) + 1
+        if st is not None and 200 <= st < 300:
+            accepted += 1
+        if st is None or st == 403:
+            break
+        if time.perf_counter() - t1 > 30:
+            raise BenchError(f"m3 not refusing 30 s after resuming: {seen}")
+        time.sleep(0.005)
+    refused = time.perf_counter() - t1
+    ctx.row("cluster: revoke DELETE through m1 while m3 is stopped",
+            duration(took),
+            f"unacknowledged_members {json.dumps(unacked)} "
+            "(corral.notify_timeout 2000 ms, default)")
+    bad = f"**{accepted}**" if accepted else "0"
+    ctx.row("cluster: m3 resumed after 5 s -> revoked certificate refused",
+            duration(refused),
+            f"accepted by m3 after resuming: {bad} of "
+            f"{sum(seen.values())} requests; answers: "
+            + ", ".join(f"{k if k is not None else 'closed'} x{v}"
+                        for k, v in sorted(seen.items(),
+                                           key=lambda kv: str(kv[0]))))
+    if accepted:
+        ctx.failed = True
 
 
 def cluster_offline(ctx, c):
