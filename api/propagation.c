@@ -83,6 +83,9 @@ struct api_prop {
 	struct config_waiter *next_waiters;
 	struct prop_seen seen[PROP_MAX_SEEN];
 	size_t n_seen;
+	/* The members of the last member list read, this one included, as
+	 * [{"name", "address"}]: carried by heartbeats. */
+	json_t *members;
 	/* The database voters of the last member list read (names). */
 	char voters[PROP_MAX_SEEN][64];
 	size_t n_voters;
@@ -387,18 +390,19 @@ static json_t *gens_json(struct api *a)
 
 static void body_update(struct api *a)
 {
+	struct api_member_info self;
 	json_t *body;
 	char *bytes = NULL;
 	size_t len = 0;
 
-	struct api_member_info self;
-
 	api_member_info_local(&self);
-	body =
-	    json_pack("{s:s, s:o, s:s, s:i, s:i, s:s}", "name", a->member_name,
-		      "generations", gens_json(a), "version", self.version,
-		      "schema", self.schema, "api_extensions",
-		      self.api_extensions, "architecture", self.architecture);
+	body = json_pack("{s:s, s:o, s:s, s:i, s:i, s:s, s:o}", "name",
+			 a->member_name, "generations", gens_json(a), "version",
+			 self.version, "schema", self.schema, "api_extensions",
+			 self.api_extensions, "architecture", self.architecture,
+			 "members",
+			 a->prop->members != NULL ? json_copy(a->prop->members)
+						  : json_array());
 	if (body != NULL && cluster_msg_pack(body, &bytes, &len) == 0) {
 		cluster_heartbeat_body_set(a->cluster, bytes, len);
 	}
@@ -612,6 +616,15 @@ static void refresh_done(void *arg, int rv, const char *errmsg)
 		    "msg=\"member refresh\" error=\"cannot start "
 		    "heartbeats\"");
 	}
+	json_decref(p->members);
+	p->members = json_array();
+	json_array_foreach(f->members, i, m)
+	{
+		json_array_append_new(
+		    p->members,
+		    json_pack("{s:O, s:O}", "name", json_object_get(m, "name"),
+			      "address", json_object_get(m, "address")));
+	}
 	/* A database newer than what is loaded: repair. The first read
 	 * sets what is loaded (nothing is cached yet), but for the config
 	 * view: it was loaded before this read, maybe before a change this
@@ -746,6 +759,7 @@ void api_prop_destroy(struct api *a)
 	if (a->prop != NULL) {
 		waiters_free(a->prop->waiters);
 		waiters_free(a->prop->next_waiters);
+		json_decref(a->prop->members);
 	}
 	free(a->prop);
 	a->prop = NULL;
@@ -969,6 +983,48 @@ bool api_prop_member_info(struct api *a,
 	return true;
 }
 
+/* A heartbeat's member list names a member this one has no heartbeat
+ * thread for (it joined through another member a moment ago): start one at
+ * once, and read the member list from the database soon to confirm. */
+static void members_learn(struct api *a, json_t *members)
+{
+	json_t *peers;
+	json_t *m;
+	size_t i;
+
+	if (!json_is_array(members) ||
+	    json_array_size(members) > PROP_MAX_SEEN) {
+		return;
+	}
+	peers = json_array();
+	json_array_foreach(members, i, m)
+	{
+		const char *name =
+		    json_string_value(json_object_get(m, "name"));
+		const char *address =
+		    json_string_value(json_object_get(m, "address"));
+
+		if (peers == NULL || name == NULL || address == NULL ||
+		    strlen(name) >= 64 || strlen(address) >= 256 ||
+		    strcmp(name, a->member_name) == 0 ||
+		    seen_find(a->prop, name) != NULL) {
+			continue;
+		}
+		json_array_append_new(
+		    peers,
+		    json_pack("{s:s, s:s}", "name", name, "address", address));
+	}
+	if (json_array_size(peers) > 0) {
+		a->prop->refresh_wanted = true;
+		if (cluster_peers_add(a->cluster, peers) != 0) {
+			log_debug(
+			    "msg=\"heartbeat\" error=\"cannot start "
+			    "heartbeats\"");
+		}
+	}
+	json_decref(peers);
+}
+
 void api_prop_heartbeat(struct api_req *r)
 {
 	struct api *a = r->api;
@@ -999,6 +1055,7 @@ void api_prop_heartbeat(struct api_req *r)
 		}
 	}
 	api_reply_sync(r, 200, json_object(), NULL, NULL);
+	members_learn(a, json_object_get(body, "members"));
 	prop_apply(a, json_object_get(body, "generations"), NULL);
 	json_decref(body);
 }

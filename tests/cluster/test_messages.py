@@ -258,7 +258,12 @@ def test_heartbeats_and_notifications_are_msgpack(cluster):
                 msgpack_from(name, "/internal/heartbeat"), timeout=15)
             msg = mp_decode(body)
             assert set(msg) == {"name", "generations", "version", "schema",
-                                "api_extensions", "architecture"}, msg
+                                "api_extensions", "architecture",
+                                "members"}, msg
+            assert sorted(m["name"] for m in msg["members"]) == [
+                "m1", "m2", "m3"], msg
+            assert all(isinstance(m["address"], str)
+                       for m in msg["members"]), msg
             assert isinstance(msg["schema"], int) and msg["schema"] >= 1
             assert isinstance(msg["api_extensions"], int)
             assert isinstance(msg["architecture"], str)
@@ -266,7 +271,7 @@ def test_heartbeats_and_notifications_are_msgpack(cluster):
             assert all(isinstance(g, int) for g in
                        msg["generations"].values()), msg
             assert isinstance(msg["version"], str)
-            assert body[:1] in (b"\x86", b"\xde", b"\xdf")  # a map
+            assert body[:1] in (b"\x87", b"\xde", b"\xdf")  # a map
 
         status, _, body = m1.request("POST", "/1.0/profiles",
                                      body={"name": "via-msgpack"})
