@@ -785,6 +785,29 @@ static int out_take(struct cluster_out *o,
 	return rv;
 }
 
+/* Dial the member at @address with the current dial context and pin into
+ * @conn (any thread). Returns 0, or an error with @errmsg filled ("member
+ * channel not ready" before cluster_peers_set() gave a context). */
+static int out_dial(struct cluster_out *o,
+		    const char *address,
+		    struct cluster_conn *conn,
+		    char *errmsg)
+{
+	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
+	SSL_CTX *ctx = NULL;
+	int rv;
+
+	rv = out_take(o, &ctx, pin, NULL);
+	if (rv != 0) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+			    "member channel not ready");
+		return rv;
+	}
+	rv = cluster__dial(ctx, address, pin, conn, errmsg);
+	SSL_CTX_free(ctx);
+	return rv;
+}
+
 /* Take a kept connection to @address dialed under the current generation,
  * if there is one; stale ones met on the way are closed. */
 static bool idle_take(struct cluster_out *o,
@@ -1247,9 +1270,7 @@ static void *bcast_send_thread(void *arg)
 	struct bcast *b = s->b;
 	const char *address = b->addresses[s->i];
 	char errmsg[CORRAL_ERRMSG_SIZE] = "";
-	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
 	struct cluster_conn conn;
-	SSL_CTX *ctx = NULL;
 	unsigned status = 0;
 	uint64_t gen;
 	int rv = -EAGAIN;
@@ -1267,11 +1288,7 @@ static void *bcast_send_thread(void *arg)
 		}
 	}
 	if (rv != 0) {
-		rv = out_take(b->out, &ctx, pin, NULL);
-		if (rv == 0) {
-			rv = cluster__dial(ctx, address, pin, &conn, errmsg);
-			SSL_CTX_free(ctx);
-		}
+		rv = out_dial(b->out, address, &conn, errmsg);
 		if (rv == 0) {
 			rv = bcast_request(b, &conn, &status, errmsg);
 			if (rv != 0) {
@@ -1494,19 +1511,10 @@ static void forward_free(struct forward *f)
 static void forward_work_cb(uv_work_t *w)
 {
 	struct forward *f = w->data;
-	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
 	struct cluster_conn conn;
-	SSL_CTX *ctx = NULL;
 	struct timeval tv = { .tv_sec = CLUSTER_FORWARD_TIMEOUT_S };
 
-	f->rv = out_take(f->out, &ctx, pin, NULL);
-	if (f->rv != 0) {
-		corral_errf(f->errmsg, sizeof f->errmsg,
-			    "member channel not ready");
-		return;
-	}
-	f->rv = cluster__dial(ctx, f->address, pin, &conn, f->errmsg);
-	SSL_CTX_free(ctx);
+	f->rv = out_dial(f->out, f->address, &conn, f->errmsg);
 	if (f->rv != 0) {
 		goto out;
 	}
@@ -1695,9 +1703,7 @@ static void *fanout_thread(void *arg)
 	struct fanout *f = s->f;
 	size_t i = s->i;
 	char errmsg[CORRAL_ERRMSG_SIZE] = "";
-	char pin[CORRAL_CERT_FINGERPRINT_LEN + 1];
 	struct cluster_conn conn;
-	SSL_CTX *ctx = NULL;
 	struct timeval tv = {
 		.tv_sec = f->timeout_ms / 1000,
 		.tv_usec = (long)(f->timeout_ms % 1000) * 1000,
@@ -1707,14 +1713,7 @@ static void *fanout_thread(void *arg)
 	int rv;
 
 	free(s);
-	rv = out_take(f->out, &ctx, pin, NULL);
-	if (rv != 0) {
-		corral_errf(errmsg, sizeof errmsg, "member channel not ready");
-	} else {
-		rv =
-		    cluster__dial(ctx, f->peers[i].address, pin, &conn, errmsg);
-		SSL_CTX_free(ctx);
-	}
+	rv = out_dial(f->out, f->peers[i].address, &conn, errmsg);
 	if (rv == 0) {
 		setsockopt(conn.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 		setsockopt(conn.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
