@@ -517,7 +517,7 @@ matched:
 		return;
 	}
 	/* Before the database is up only the early GETs are served. */
-	if (!a->ready &&
+	if (!a->ready && !(r->route->flags & API_ROUTE_BEFORE_READY) &&
 	    !((r->route->flags & API_ROUTE_EARLY) &&
 	      (http->method == HTTP_GET || http->method == HTTP_HEAD))) {
 		api_reply_error(r, 503, "corrald setup in progress: %s",
@@ -600,6 +600,10 @@ int api_create(uv_loop_t *loop,
 	if (cfg->max_body != 0) {
 		a->http.max_body = cfg->max_body;
 	}
+	/* Last: from here on only api_close() releases it. */
+	uv_timer_init(loop, &a->ready_timer);
+	a->ready_timer.data = a;
+	a->ready_timer_init = true;
 	*out = a;
 	return 0;
 }
@@ -663,6 +667,8 @@ static int clear_stale_socket(const char *path, char *errmsg)
 	return 0;
 }
 
+static void api_listen_early(struct api *a);
+
 int api_start(struct api *a, char *errmsg)
 {
 	mode_t old_mask;
@@ -706,7 +712,36 @@ int api_start(struct api *a, char *errmsg)
 		return rv;
 	}
 	log_info("msg=\"listening\" socket=%s", a->socket_path);
+	api_listen_early(a);
 	return 0;
+}
+
+static void early_https_cb(struct api *a, int rv, const char *errmsg, void *arg)
+{
+	(void)a;
+	(void)arg;
+	if (rv != 0) {
+		log_error("msg=\"cluster listener not started\" error=\"%s\"",
+			  errmsg);
+	}
+}
+
+/* A member that starts (again) listens on its cluster address before its
+ * database is up: raft streams reach its node through that listener, and
+ * when every member starts at once (a power cut), no database comes up
+ * before some members listen. Until ready, the listener serves raft
+ * (POST /internal/raft, checked against cluster.members), GET / and
+ * GET /1.0; everything else gets 503. The config, once loaded, decides the
+ * listeners from then on (state_ready_config_cb()). */
+static void api_listen_early(struct api *a)
+{
+	char address[256];
+
+	if (!api_clustered(a) ||
+	    !state_stored_cluster_address(a->state, address, sizeof address)) {
+		return;
+	}
+	api_listeners_set(a, NULL, address, 0, early_https_cb, NULL);
 }
 
 void api_set_ready(struct api *a, bool ready, const char *reason)
@@ -728,12 +763,31 @@ static void ready_https_cb(struct api *a, int rv, const char *errmsg, void *arg)
 	(void)a;
 }
 
+/* Pause before a failed start load is run again. */
+#define API_READY_RETRY_MS 200
+
+static void ready_retry_cb(uv_timer_t *timer)
+{
+	api_state_ready(timer->data);
+}
+
+/* A start load failed (the leader lost or being elected): the member stays
+ * not ready, with @reason, and tries again shortly. */
+static void ready_retry(struct api *a, const char *reason)
+{
+	api_set_ready(a, false, reason);
+	if (a->ready_timer_init && !a->listeners_closed) {
+		uv_timer_start(&a->ready_timer, ready_retry_cb,
+			       API_READY_RETRY_MS, 0);
+	}
+}
+
 static void state_ready_config_cb(struct api *a, int rv)
 {
 	const char *addr;
 
 	if (rv != 0) {
-		api_set_ready(a, false, "cannot load the server config");
+		ready_retry(a, "cannot load the server config");
 		return;
 	}
 	/* One at a time, so that one address failing to bind does not keep
@@ -748,7 +802,7 @@ static void state_ready_config_cb(struct api *a, int rv)
 	if (addr != NULL && addr[0] != '\0') {
 		api_listeners_set(a, NULL, addr, 0, ready_https_cb, NULL);
 	}
-	api_cluster_ready(a);
+	api_cluster_ready(a, a->ready_name);
 	/* Operations live in memory: the tokens of the previous run lost
 	 * theirs, so they go too (endpoints_operations.c). */
 	api_tokens_prune(a);
@@ -761,13 +815,22 @@ struct ready_trust {
 	struct api *a;
 	json_t *identities; /* owned */
 	int64_t generation;
+	char name[64];
 };
 
 static int ready_trust_work(struct state_tx *tx, void *arg)
 {
 	struct ready_trust *t = arg;
 
-	return state_trust_snapshot(tx, &t->identities, &t->generation);
+	int rv;
+
+	rv = state_trust_snapshot(tx, &t->identities, &t->generation);
+	if (rv != 0) {
+		return rv;
+	}
+	/* The member name in the same read: no request is answered with a
+	 * placeholder name after a restart. */
+	return api_cluster_name_read(tx, t->a, t->name, sizeof t->name);
 }
 
 static void ready_trust_done(void *arg, int rv, const char *errmsg)
@@ -777,9 +840,10 @@ static void ready_trust_done(void *arg, int rv, const char *errmsg)
 
 	if (rv != 0) {
 		log_error("msg=\"load trust store\" error=\"%s\"", errmsg);
-		api_set_ready(a, false, "cannot load the trust store");
+		ready_retry(a, "cannot load the trust store");
 	} else {
 		api_trust_install(a, t->identities, t->generation);
+		snprintf(a->ready_name, sizeof a->ready_name, "%s", t->name);
 		api_set_ready(a, false, "loading server config");
 		api_config_reload(a, state_ready_config_cb);
 	}
@@ -801,7 +865,7 @@ void api_state_ready(struct api *a)
 				      ready_trust_done, t) != 0) {
 		free(t);
 		log_error("msg=\"load trust store\" error=\"cannot queue\"");
-		api_set_ready(a, false, "cannot load the trust store");
+		ready_retry(a, "cannot load the trust store");
 	}
 }
 
@@ -838,6 +902,11 @@ static void sub_closed_cb(void *arg)
 
 	a->closing_handles--;
 	api_maybe_closed(a);
+}
+
+static void timer_closed_cb(uv_handle_t *h)
+{
+	sub_closed_cb(h->data);
 }
 
 static void conn_closed_cb(struct http_conn *conn)
@@ -1374,6 +1443,11 @@ void api_close(struct api *a, void (*cb)(void *arg), void *arg)
 	if (https_listener_active(&a->cluster_https)) {
 		a->closing_handles++;
 		https_listener_stop(&a->cluster_https, https_closed_cb);
+	}
+	if (a->ready_timer_init) {
+		a->ready_timer_init = false;
+		a->closing_handles++;
+		uv_close((uv_handle_t *)&a->ready_timer, timer_closed_cb);
 	}
 	a->closing_handles += 3;
 	api_prop_close(a, sub_closed_cb, a);

@@ -44,6 +44,9 @@ struct api_route {
 enum {
 	/* GET served before the database is ready. */
 	API_ROUTE_EARLY = 1 << 0,
+	/* Every method served before the database is ready (raft streams:
+	 * the database of a cluster starting cold needs them). */
+	API_ROUTE_BEFORE_READY = 1 << 1,
 };
 
 struct api {
@@ -66,6 +69,11 @@ struct api {
 	/* This member's name ("none" when standalone); loaded when the
 	 * database is ready and after enable or join (endpoints_cluster.c). */
 	char member_name[64];
+	char ready_name[64]; /* member name read at start, until ready */
+	/* Start loads (trust store, config, member name) that failed, e.g.
+	 * during an election, are run again on this timer. */
+	uv_timer_t ready_timer;
+	bool ready_timer_init;
 	/* Requests waiting for a trust store reload before their member
 	 * check (endpoints_cluster.c). Owned list. */
 	struct api_member_wait *member_waits;
@@ -399,8 +407,18 @@ bool api_cluster_forward(struct api_req *r);
  * `server` identities of @identities (borrowed). */
 void api_cluster_trust_installed(struct api *a, json_t *identities);
 
-/* Once the database is ready: load this member's name. */
-void api_cluster_ready(struct api *a);
+/* In the transaction that loads the trust store at start: this member's
+ * name from the member list, into @name ("" when standalone or not
+ * listed). */
+int api_cluster_name_read(struct state_tx *tx,
+			  struct api *a,
+			  char *name,
+			  size_t size);
+
+/* Once the database is ready, before any request is served: take @name
+ * (from api_cluster_name_read()) as this member's name and start
+ * heartbeats. */
+void api_cluster_ready(struct api *a, const char *name);
 
 /* Completion of api_listeners_set(): @rv 0, or a negative code with
  * @errmsg naming the key whose listener failed, e.g. "cluster.https_address:

@@ -671,52 +671,41 @@ static const char *member_name_of(json_t *list, uint64_t id)
 	return name;
 }
 
-static int name_work(struct state_tx *tx, void *arg)
+int api_cluster_name_read(struct state_tx *tx,
+			  struct api *a,
+			  char *name,
+			  size_t size)
 {
-	struct ccall *cc = arg;
-	const char *name;
+	const char *found;
 	json_t *list = NULL;
 	int rv;
 
+	name[0] = '\0';
+	if (!api_clustered(a)) {
+		return 0;
+	}
 	rv = state_member_list(tx, &list);
 	if (rv != 0) {
 		return rv;
 	}
-	name = member_name_of(list, state_node_id(cc->a->state));
-	if (name != NULL) {
-		snprintf(cc->name, sizeof cc->name, "%s", name);
+	found = member_name_of(list, state_node_id(a->state));
+	if (found != NULL) {
+		snprintf(name, size, "%s", found);
 	}
 	json_decref(list);
 	return 0;
 }
 
-static void name_done(void *arg, int rv, const char *errmsg)
+void api_cluster_ready(struct api *a, const char *name)
 {
-	struct ccall *cc = arg;
-
-	if (rv == 0 && cc->name[0] != '\0') {
-		member_name_set(cc->a, cc->name);
-	} else if (rv != 0) {
-		log_warn("msg=\"load member name\" error=\"%s\"", errmsg);
-	}
-	ccall_free(cc);
-}
-
-void api_cluster_ready(struct api *a)
-{
-	struct ccall *cc;
-
 	if (!api_clustered(a)) {
 		return;
 	}
-	cc = calloc(1, sizeof *cc);
-	if (cc == NULL) {
+	if (name[0] == '\0') {
+		log_warn("msg=\"this member is not in the member list\"");
 		return;
 	}
-	cc->a = a;
-	if (state_submit(a->state, false, name_work, name_done, cc) != 0) {
-		ccall_free(cc);
-	}
+	member_name_set(a, name);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2149,7 +2138,9 @@ const struct api_route api_routes_cluster[] = {
 	{ .path = "/1.0/cluster/members/{name}",
 	  .get = get_member,
 	  .del = delete_member },
-	{ .path = "/internal/raft", .post = post_internal_raft },
+	{ .path = "/internal/raft",
+	  .post = post_internal_raft,
+	  .flags = API_ROUTE_BEFORE_READY },
 	{ .path = "/internal/cluster/accept", .post = post_internal_accept },
 	{ .path = "/internal/cluster/ready", .post = post_internal_ready },
 	{ .path = "/internal/heartbeat", .post = api_prop_heartbeat },

@@ -548,11 +548,49 @@ int state_set_latency(struct state *s, unsigned ms, char *errmsg)
 	return info_write(s, errmsg);
 }
 
+/* The lines of DIR/database/info open as @f. */
+static void info_parse(FILE *f,
+		       unsigned long long *id,
+		       unsigned *latency,
+		       char addr[256])
+{
+	char buf[512];
+
+	while (fgets(buf, sizeof buf, f) != NULL) {
+		if (sscanf(buf, "id: %llu", id) == 1 ||
+		    sscanf(buf, "latency_ms: %u", latency) == 1) {
+			continue;
+		}
+		sscanf(buf, "address: %255s", addr);
+	}
+}
+
+bool state_stored_cluster_address(const struct state *s, char *out, size_t size)
+{
+	char path[4200];
+	FILE *f;
+	unsigned long long id = 0;
+	unsigned latency = 0;
+	char addr[256] = "";
+
+	snprintf(path, sizeof path, "%s/info", s->db_dir);
+	f = fopen(path, "r");
+	if (f == NULL) {
+		return false;
+	}
+	info_parse(f, &id, &latency, addr);
+	fclose(f);
+	if (id == 0 || addr[0] == '\0' || addr[0] == '@') {
+		return false;
+	}
+	snprintf(out, size, "%s", addr);
+	return true;
+}
+
 /* Read or create DIR/database/info: the node id and raft address. */
 static int node_info(struct state *s, bool *fresh, char *errmsg)
 {
 	char path[4200];
-	char buf[512];
 	FILE *f;
 	unsigned long long id = 0;
 	unsigned latency = 0;
@@ -561,13 +599,7 @@ static int node_info(struct state *s, bool *fresh, char *errmsg)
 	snprintf(path, sizeof path, "%s/info", s->db_dir);
 	f = fopen(path, "r");
 	if (f != NULL) {
-		while (fgets(buf, sizeof buf, f) != NULL) {
-			if (sscanf(buf, "id: %llu", &id) == 1 ||
-			    sscanf(buf, "latency_ms: %u", &latency) == 1) {
-				continue;
-			}
-			sscanf(buf, "address: %255s", addr);
-		}
+		info_parse(f, &id, &latency, addr);
 		/* corral.raft_latency_ms as last applied on this member: the
 		 * node needs it before the database can be read. */
 		if (latency >= 1 && latency <= 10000) {
@@ -604,11 +636,11 @@ static int wait_leader(struct state *s, char *errmsg)
 	struct dqlite_client c;
 	uint64_t id = 0;
 	char *address = NULL;
-	int next_ask = 0;
+	long next_ask = 0;
 	bool asked;
 	int fd;
 	int rv;
-	int waited;
+	long waited;
 
 	rv = dqlite_client_connect_unix(s->bind_addr, &fd);
 	if (rv != 0) {
@@ -622,8 +654,20 @@ static int wait_leader(struct state *s, char *errmsg)
 			    corral_strerror(rv));
 		return rv;
 	}
-	for (waited = 0; waited < STATE_LEADER_WAIT_MS && !s->stopping;
+	/* A cluster member waits as long as it takes: the others may be
+	 * starting too (a whole cluster powered on), and giving up would
+	 * leave the cluster one voter short. */
+	for (waited = 0;
+	     (waited < STATE_LEADER_WAIT_MS || s->address[0] != '@') &&
+	     !s->stopping;
 	     waited += 5) {
+		if (waited > 0 && waited % 10000 == 0) {
+			log_warn(
+			    "msg=\"waiting for a database leader: a "
+			    "quorum of members must be running\" "
+			    "waited_s=%ld",
+			    waited / 1000);
+		}
 		/* Voters elsewhere are asked every 100 ms only. Until the
 		 * local configuration lists one (a joiner, before the
 		 * leader's first entries), looking costs no dial: look

@@ -176,6 +176,13 @@ uint64_t state_node_id(const struct state *s);
  * standalone daemon. */
 void state_node_address(const struct state *s, char *out, size_t size);
 
+/* Before state_start(): whether DIR/database/info names a network raft
+ * address (this daemon was a cluster member when it stopped); if so it
+ * goes into @out (@size bytes). Reads the file, creates nothing. */
+bool state_stored_cluster_address(const struct state *s,
+				  char *out,
+				  size_t size);
+
 /* Whether the local node has a network raft address (is a cluster
  * member). */
 bool state_clustered(const struct state *s);

@@ -171,6 +171,20 @@ def test_kill_and_restart_member(cluster):
     assert env["server_name"] == "m3"
 
 
+def test_name_known_from_first_answer(cluster):
+    """A restarted member knows its name before it answers anything: the
+    first answers after start carry it (GET /1.0, GET /1.0/cluster), not a
+    placeholder."""
+    m1, m2, m3 = form3(cluster)
+    for _ in range(5):
+        m2.restart(READY)
+        env = m2.request("GET", "/1.0")[2]["metadata"]["environment"]
+        assert env["server_name"] == "m2"
+        status, _, body = m2.request("GET", "/1.0/cluster")
+        check(status, body)
+        assert body["metadata"]["server_name"] == "m2"
+
+
 def make_client(tmp_path):
     key = ec.generate_private_key(ec.SECP384R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "intruder")])

@@ -1,0 +1,56 @@
+"""A whole cluster stopped and started again (a power cut, a maintenance
+window): every member's database waits for the others, and comes up once a
+quorum runs. Raft streams reach a starting member through its cluster
+listener before its own database is up."""
+
+import time
+
+from cluster_helpers import READY, check
+from test_formation import form3
+
+
+def test_cold_start_all_members(cluster):
+    m1, m2, m3 = form3(cluster)
+    status, _, body = m2.request("POST", "/1.0/profiles", body={
+        "name": "kept", "description": "before the cut"})
+    check(status, body, 201)
+    for d in (m1, m2, m3):
+        d.kill()
+
+    # One member alone has no quorum: it waits (not ready), and does not
+    # exit.
+    m3.spawn()
+    time.sleep(1.5)
+    assert m3.running()
+    status, _, body = m3.request("GET", READY)
+    assert status == 503, body
+    assert "setup in progress" in body["error"], body
+    # GET /1.0 answers meanwhile.
+    status, _, body = m3.request("GET", "/1.0")
+    check(status, body)
+
+    # A second member makes a quorum: both come up, with the data.
+    m1.spawn()
+    t0 = time.monotonic()
+    m3.wait_ready(READY, 15)
+    m1.wait_ready(READY, 15)
+    print("ready %.2f s after the second member started"
+          % (time.monotonic() - t0))
+    for d in (m1, m3):
+        status, _, body = d.request("GET", "/1.0/profiles/kept")
+        check(status, body)
+        assert body["metadata"]["description"] == "before the cut"
+    status, _, body = m3.request("POST", "/1.0/profiles", body={
+        "name": "after"})
+    check(status, body, 201)
+
+    # The third rejoins, and all three are Online with one leader.
+    m2.start(ready_path=READY, timeout=15)
+    status, _, body = m2.request("GET", "/1.0/profiles/after")
+    check(status, body)
+    members = cluster.wait_members(m1, 3)
+    assert len([m for m in members
+                if "database-leader" in m["roles"]]) == 1
+    for d, name in ((m1, "m1"), (m2, "m2"), (m3, "m3")):
+        env = d.request("GET", "/1.0")[2]["metadata"]["environment"]
+        assert env["server_name"] == name
