@@ -782,6 +782,13 @@ static void ready_retry(struct api *a, const char *reason)
 	}
 }
 
+static void tokens_pruned_cb(struct api *a)
+{
+	api_set_ready(a, true, NULL);
+	log_info("msg=\"ready\" ms=%llu",
+		 (unsigned long long)((uv_hrtime() - a->started_ns) / 1000000));
+}
+
 static void state_ready_config_cb(struct api *a, int rv)
 {
 	const char *addr;
@@ -804,11 +811,10 @@ static void state_ready_config_cb(struct api *a, int rv)
 	}
 	api_cluster_ready(a, a->ready_name);
 	/* Operations live in memory: the tokens of the previous run lost
-	 * theirs, so they go too (endpoints_operations.c). */
-	api_tokens_prune(a);
-	api_set_ready(a, true, NULL);
-	log_info("msg=\"ready\" ms=%llu",
-		 (unsigned long long)((uv_hrtime() - a->started_ns) / 1000000));
+	 * theirs, so they go too (endpoints_operations.c), before any of
+	 * them could be redeemed here. */
+	api_set_ready(a, false, "deleting the tokens of the previous run");
+	api_tokens_prune(a, tokens_pruned_cb);
 }
 
 struct ready_trust {

@@ -380,10 +380,11 @@ void api_cluster_relay(struct api_req *r, unsigned status, const char *body);
  * NULL on OOM. */
 json_t *api_token_owner(struct api *a, const char *op_id);
 
-/* Once the database is ready: delete the tokens this member (a standalone
- * daemon: any) issued in an earlier run, whose operations died with it,
- * and log how many. */
-void api_tokens_prune(struct api *a);
+/* Once the database is ready, before the API is: delete the tokens this
+ * member (a standalone daemon: any) issued in an earlier run, whose
+ * operations died with it, and log how many; then call @done (also when
+ * the deletion failed, after a few attempts, which is logged). */
+void api_tokens_prune(struct api *a, void (*done)(struct api *a));
 
 /* Whether @r arrived over TLS from a member: its certificate is a `server`
  * identity in the trust store (before the database can be read: listed in

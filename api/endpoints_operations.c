@@ -789,6 +789,7 @@ struct tokens_prune {
 	char boot[OPS_ID_SIZE];
 	int64_t deleted;
 	unsigned attempt;
+	void (*done)(struct api *a);
 };
 
 static int tokens_prune_work(struct state_tx *tx, void *arg)
@@ -807,6 +808,8 @@ static int tokens_prune_work(struct state_tx *tx, void *arg)
 static void tokens_prune_done(void *arg, int rv, const char *errmsg)
 {
 	struct tokens_prune *p = arg;
+	struct api *a = p->a;
+	void (*done)(struct api * a) = p->done;
 
 	if (rv != 0 && ++p->attempt < TOKENS_PRUNE_ATTEMPTS &&
 	    state_submit(p->a->state, true, tokens_prune_work,
@@ -828,9 +831,10 @@ static void tokens_prune_done(void *arg, int rv, const char *errmsg)
 		    (long long)p->deleted);
 	}
 	free(p);
+	done(a);
 }
 
-void api_tokens_prune(struct api *a)
+void api_tokens_prune(struct api *a, void (*done)(struct api *a))
 {
 	struct tokens_prune *p = calloc(1, sizeof *p);
 
@@ -838,8 +842,10 @@ void api_tokens_prune(struct api *a)
 		log_error(
 		    "msg=\"delete the tokens of earlier runs\" "
 		    "error=\"out of memory\"");
+		done(a);
 		return;
 	}
+	p->done = done;
 	/* A member deletes only what it issued; a standalone daemon issued
 	 * every token in its database. */
 	p->a = a;
@@ -851,6 +857,7 @@ void api_tokens_prune(struct api *a)
 		    "msg=\"delete the tokens of earlier runs\" "
 		    "error=\"cannot queue\"");
 		free(p);
+		done(a);
 	}
 }
 

@@ -56,6 +56,17 @@ def wait_log(d, text, timeout=10.0):
         time.sleep(0.05)
 
 
+def assert_pruned_before_ready(d, count):
+    """The last start logged the deletion of @count earlier tokens before
+    it logged "ready"."""
+    log = d.log()
+    start = log.rindex('msg="corrald started"')
+    pruned = log.find('msg="deleted the tokens of earlier runs" count=%d'
+                      % count, start)
+    ready = log.find('msg="ready"', start)
+    assert 0 <= pruned < ready, log[start:][-3000:]
+
+
 def join_token(d, name):
     status, _, body = d.request("POST", "/1.0/cluster/members",
                                 body={"server_name": name})
@@ -279,7 +290,8 @@ def test_restart_deletes_the_members_tokens(cluster, tmp_path):
     trust = trust_token(m2, "c1")
     kept = join_token(m3, "m5")  # another member's token stays
     m2.restart(ready_path=READY)
-    wait_log(m2, 'msg="deleted the tokens of earlier runs" count=2')
+    # Deleted before the member is ready: never redeemable after a restart.
+    assert_pruned_before_ready(m2, 2)
     wait_peers(cluster)
     ids = [o["id"] for o in operations(m1)]
     assert op["id"] not in ids and trust["id"] not in ids
@@ -301,7 +313,7 @@ def test_standalone_restart_deletes_trust_tokens(daemon_factory, tmp_path):
     op = trust_token(d, "c1")
     token = trust_token_text(op)
     d.restart(ready_path=READY)
-    wait_log(d, 'msg="deleted the tokens of earlier runs" count=1')
+    assert_pruned_before_ready(d, 1)
     port = int(d.request("GET", "/1.0")[2]["metadata"]["environment"][
         "addresses"][0].rsplit(":", 1)[1])
     c = Client(tmp_path, "late")
