@@ -386,6 +386,13 @@ json_t *api_token_owner(struct api *a, const char *op_id);
  * the deletion failed, after a few attempts, which is logged). */
 void api_tokens_prune(struct api *a, void (*done)(struct api *a));
 
+/* A token whose data names member @member and operation @op_id was
+ * redeemed on this member: when another member issued it, tell that member
+ * (POST /internal/tokens/used), which ends the operation, so the used token
+ * is no longer listed there. Fire and forget: a failure is logged, and the
+ * operation then ends when it expires or is cancelled. Loop only. */
+void api_token_used(struct api *a, const char *member, const char *op_id);
+
 /* Whether @r arrived over TLS from a member: its certificate is a `server`
  * identity in the trust store (before the database can be read: listed in
  * cluster.members). Never a database round trip. */

@@ -1115,6 +1115,15 @@ static int token_add_work(struct state_tx *tx, struct api_db_call *c)
 		return rv;
 	}
 	data = json_object_get(token, "data");
+	/* Who issued it: told once the use committed (token_add_reply()). */
+	snprintf(c->aux, sizeof c->aux, "%s",
+		 json_string_value(json_object_get(data, "member")) != NULL
+		     ? json_string_value(json_object_get(data, "member"))
+		     : "");
+	snprintf(c->aux2, sizeof c->aux2, "%s",
+		 json_string_value(json_object_get(data, "operation")) != NULL
+		     ? json_string_value(json_object_get(data, "operation"))
+		     : "");
 	name = json_string_value(json_object_get(token, "name"));
 	type = json_string_value(json_object_get(data, "type"));
 	if ((name != NULL && name[0] != '\0' &&
@@ -1139,6 +1148,8 @@ static void token_add_reply(struct api_db_call *c, int rv)
 {
 	struct api *a = c->r->api;
 	char hash[65];
+	char member[sizeof c->aux];
+	char op_id[sizeof c->aux2];
 
 	if (rv == CORRAL_EFORBIDDEN) {
 		reply_refused(c->r, "unknown, used or expired token");
@@ -1146,9 +1157,12 @@ static void token_add_reply(struct api_db_call *c, int rv)
 	}
 	snprintf(hash, sizeof hash, "%s",
 		 json_string_value(json_object_get(c->in, "hash")));
+	memcpy(member, c->aux, sizeof member);
+	memcpy(op_id, c->aux2, sizeof op_id);
 	write_reply(c, rv);
 	if (rv == 0) {
 		token_ops_finish(a, hash);
+		api_token_used(a, member, op_id);
 	}
 }
 

@@ -457,7 +457,9 @@ struct ccall {
 	char core_address[256];
 	char via[256]; /* the member a joiner joins through */
 	char secret_hash[65];
-	char *server_pem; /* owned */
+	char token_member[64]; /* the member that issued the join token */
+	char token_op[64];     /* and its operation */
+	char *server_pem;      /* owned */
 	uint64_t node_id;
 	int role;
 	char errmsg[CORRAL_ERRMSG_SIZE];
@@ -1327,6 +1329,18 @@ static int accept_work(struct state_tx *tx, void *arg)
 		return rv;
 	}
 	token_name = json_string_value(json_object_get(token, "name"));
+	{
+		json_t *data = json_object_get(token, "data");
+		const char *member =
+		    json_string_value(json_object_get(data, "member"));
+		const char *op =
+		    json_string_value(json_object_get(data, "operation"));
+
+		snprintf(cc->token_member, sizeof cc->token_member, "%s",
+			 member != NULL ? member : "");
+		snprintf(cc->token_op, sizeof cc->token_op, "%s",
+			 op != NULL ? op : "");
+	}
 	if (token_name == NULL || strcmp(token_name, cc->name) != 0) {
 		corral_errf(tx->errmsg, sizeof tx->errmsg,
 			    "the join token was issued for member \"%s\", "
@@ -1433,6 +1447,7 @@ static void accept_done(void *arg, int rv, const char *errmsg)
 	}
 	api_trust_install(a, cc->trust, cc->trust_gen);
 	join_token_ops_finish(a, cc->secret_hash);
+	api_token_used(a, cc->token_member, cc->token_op);
 	/* The other members must accept the joiner's raft streams before it
 	 * runs: with the leader gone right after the join, an election
 	 * needs them, and a member that cannot read its trust store then

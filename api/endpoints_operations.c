@@ -861,6 +861,101 @@ void api_tokens_prune(struct api *a, void (*done)(struct api *a))
 	}
 }
 
+/* Bound on the body of POST /internal/tokens/used. */
+#define TOKEN_USED_BODY_MAX 256
+
+static void token_used_sent(void *arg,
+			    const struct cluster_answer *answers,
+			    size_t n)
+{
+	char *op_id = arg;
+
+	if (n == 1 && answers[0].rv == 0 && answers[0].status == 200) {
+		log_debug("msg=\"token use reported\" operation=%s member=%s",
+			  op_id, answers[0].name);
+	} else if (n == 1) {
+		/* Its operation ends when it expires or is cancelled. */
+		log_warn(
+		    "msg=\"token use not reported\" operation=%s member=%s "
+		    "status=%u error=\"%s\"",
+		    op_id, answers[0].name, answers[0].status,
+		    answers[0].rv != 0 ? answers[0].errmsg : "");
+	}
+	free(op_id);
+}
+
+void api_token_used(struct api *a, const char *member, const char *op_id)
+{
+	json_t *names;
+	json_t *msg;
+	char *body;
+	char *arg;
+	int rv = -ENOMEM;
+
+	if (!api_clustered(a) || member == NULL || op_id == NULL ||
+	    member[0] == '\0' || strcmp(member, a->member_name) == 0 ||
+	    !id_plausible(op_id)) {
+		return;
+	}
+	names = json_pack("[s]", member);
+	msg = json_pack("{s:s}", "operation", op_id);
+	body = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
+	json_decref(msg);
+	arg = strdup(op_id);
+	if (names != NULL && body != NULL && arg != NULL) {
+		rv = cluster_fanout(
+		    a->cluster, names, "POST", "/internal/tokens/used", NULL,
+		    body, OPS_MEMBER_TIMEOUT_MS, false, token_used_sent, arg);
+	}
+	if (rv != 0) {
+		log_warn(
+		    "msg=\"token use not reported\" operation=%s "
+		    "member=%s error=\"%s\"",
+		    op_id, member, corral_strerror(rv));
+		free(arg);
+	}
+	json_decref(names);
+	free(body);
+}
+
+/* POST /internal/tokens/used {"operation": ID}, from the member where a
+ * token this member issued was redeemed: its operation is done. */
+static void post_token_used(struct api_req *r)
+{
+	struct api_op *op;
+	json_t *body;
+	const char *id;
+
+	if (r->http->body_len > TOKEN_USED_BODY_MAX) {
+		api_reply_error(r, 400, "invalid token use: body too large");
+		return;
+	}
+	body = api_body_object(r);
+	if (body == NULL) {
+		return;
+	}
+	id = json_string_value(json_object_get(body, "operation"));
+	if (json_object_size(body) != 1 || id == NULL || !id_plausible(id)) {
+		json_decref(body);
+		api_reply_error(r, 400,
+				"invalid token use: want {\"operation\": ID}");
+		return;
+	}
+	op = ops_lookup(r->api->ops, id);
+	if (op == NULL || op->cls != OPS_CLASS_TOKEN) {
+		json_decref(body);
+		api_reply_error(r, 404, "operation not found");
+		return;
+	}
+	if (!ops_status_final(op->status_code)) {
+		log_info("msg=\"token used on another member\" operation=%s",
+			 id);
+		ops_finish(op, OPS_STATUS_SUCCESS, NULL, NULL);
+	}
+	json_decref(body);
+	api_reply_sync(r, 200, json_object(), NULL, NULL);
+}
+
 const struct api_route api_routes_operations[] = {
 	{ .path = "/1.0/operations", .get = list_operations },
 	{ .path = "/1.0/operations/{id}",
@@ -868,6 +963,7 @@ const struct api_route api_routes_operations[] = {
 	  .del = delete_operation },
 	{ .path = "/1.0/operations/{id}/wait", .get = wait_operation },
 	{ .path = "/1.0/events", .get = get_events },
+	{ .path = "/internal/tokens/used", .post = post_token_used },
 };
 
 const unsigned api_n_routes_operations =

@@ -322,3 +322,83 @@ def test_standalone_restart_deletes_trust_tokens(daemon_factory, tmp_path):
     assert st == 403, body
     status, _, body = d.request("GET", "/1.0/operations/" + op["id"])
     assert status == 404, body
+
+
+def wait_status(d, op_id, want, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        status, _, body = d.request("GET", "/1.0/operations/" + op_id)
+        check(status, body)
+        if body["metadata"]["status"] == want:
+            return body["metadata"]
+        assert time.monotonic() < deadline, body
+        time.sleep(0.05)
+
+
+def test_token_used_on_another_member_ends_its_operation(cluster, tmp_path):
+    """A token made on m1 and redeemed through m2 ends m1's operation: the
+    used token is no longer listed anywhere."""
+    m1, m2, m3 = form3(cluster)
+    wait_peers(cluster)
+
+    # A trust token made on m1, redeemed on m2's listener.
+    trust = trust_token(m1, "c1")
+    c = Client(tmp_path, "c1")
+    st, body = c.call(tls_port(cluster, 1), "POST", "/1.0/certificates",
+                      body={"type": "client",
+                            "password": trust_token_text(trust)})
+    assert st in (200, 201), body
+    assert wait_status(m1, trust["id"], "Success")["location"] == "m1"
+    wait_log(m1, 'msg="token used on another member" operation=%s'
+             % trust["id"])
+    for d in (m1, m2, m3):
+        running = [o["id"] for o in operations(d)
+                   if o["status_code"] == 103]
+        assert trust["id"] not in running
+
+    # A join token made on m1, redeemed through m3.
+    op = join_token(m1, "m4")
+    d = cluster.new_member()
+    addr = listen(d)
+    status, body = cluster.join_request(
+        d, "m4", op["metadata"], addr, via_addr=cluster.addresses[2])
+    check(status, body, 202)
+    assert wait_op(d, body)["status"] == "Success"
+    wait_status(m1, op["id"], "Success")
+    out = corral_ok(m2, tmp_path, "cluster", "list-tokens", "--format", "json")
+    assert json.loads(out) == [], out
+
+
+def test_token_used_endpoint_refusals(cluster, tmp_path):
+    """POST /internal/tokens/used: members only, a strict body; an
+    operation this member does not hold is 404, and nothing else moves."""
+    from test_join_ready import make_cert, server_cert, tls_post
+    m1, m2, m3 = form3(cluster)
+    addr1 = cluster.addresses[0]
+    path = "/internal/tokens/used"
+    trust = trust_token(m1, "c1")
+    good = {"operation": trust["id"]}
+    intruder = make_cert(tmp_path, "intruder")
+    assert tls_post(addr1, path, body=good)[0] == 403
+    assert tls_post(addr1, path, intruder, body=good)[0] == 403
+    member = server_cert(m2)
+    for bad in ({}, {"operation": 1}, {"operation": None},
+                {"operation": "../x"}, {"operation": trust["id"], "x": 1},
+                {"operation": "a" * 100}):
+        status, out = tls_post(addr1, path, member, body=bad)
+        assert status == 400, (bad, status, out)
+    for raw in (b"", b"[1]", b"{\"operation\":",
+                json.dumps(good).encode() + b" " * 300):
+        status, out = tls_post(addr1, path, member, raw=raw)
+        assert status == 400, (raw, status, out)
+    status, out = tls_post(addr1, path, member, body={
+        "operation": "00000000-0000-4000-8000-000000000000"})
+    assert status == 404, out
+    # Through all of that the token stayed usable.
+    status, _, body = m1.request("GET", "/1.0/operations/" + trust["id"])
+    check(status, body)
+    assert body["metadata"]["status"] == "Running", body
+    # The member that holds it: done.
+    status, out = tls_post(addr1, path, member, body=good)
+    assert status == 200, out
+    wait_status(m1, trust["id"], "Success")
