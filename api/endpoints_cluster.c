@@ -198,7 +198,8 @@ static void member_reload_done(void *arg, int rv, const char *errmsg)
 		free(w);
 		if (member_check(r) != 1) {
 			member_deny(r);
-		} else if (!a->ready) {
+		} else if (!a->ready &&
+			   !(r->route->flags & API_ROUTE_BEFORE_READY)) {
 			api_reply_error(r, 503, "corrald setup in progress: %s",
 					a->not_ready_reason);
 		} else {

@@ -32,6 +32,8 @@
 
 /* How long start-up waits for the node to elect itself leader. */
 #define STATE_LEADER_WAIT_MS 30000
+/* Pause before a member's start tries again to reach the leader. */
+#define STATE_START_RETRY_MS 200
 
 /* How long opening a pooled connection waits for a leader to be known. */
 #define STATE_POOL_LEADER_WAIT_MS 5000
@@ -798,12 +800,26 @@ static void start_work_cb(uv_work_t *req)
 	if (rv != 0) {
 		goto out;
 	}
-	rv = wait_leader(s, errmsg);
-	if (rv != 0) {
-		goto out;
+	for (;;) {
+		rv = wait_leader(s, errmsg);
+		if (rv == 0) {
+			/* Migrations manage their own transactions. */
+			rv = run_work(s, false, schema_work, NULL, errmsg);
+		}
+		/* A member starting with the others (a whole cluster started
+		 * at once) meets leaders that are elected and lost, and
+		 * members not ready to relay yet: it tries again. A schema
+		 * this binary cannot run is final. */
+		if (rv == 0 || s->stopping || s->address[0] == '@' ||
+		    rv == CORRAL_ESCHEMA) {
+			break;
+		}
+		log_warn(
+		    "msg=\"database not up yet, trying again\" "
+		    "error=\"%s\"",
+		    errmsg);
+		usleep(STATE_START_RETRY_MS * 1000);
 	}
-	/* Migrations manage their own transactions. */
-	rv = run_work(s, false, schema_work, NULL, errmsg);
 out:
 	s->start_rv = rv;
 	pthread_mutex_lock(&s->mu);

@@ -1010,6 +1010,7 @@ def bench_cluster(ctx):
             "enable m1, join m2 then m3 with tokens, poll GET "
             "/1.0/cluster/members on m1 every 5 ms"))
         cluster_failover(ctx, c2)
+        cluster_cold_start(ctx, c2)
     finally:
         c2.stop()
 
@@ -1228,6 +1229,65 @@ def cluster_failover(ctx, c):
             "survivor", f"{took:.2f} s",
             f"{leader} was leader, writes through {survivor}; {attempts} "
             f"attempts, last failure: {last}")
+
+
+def cluster_cold_start(ctx, c):
+    """Every member killed (a power cut), then all three started together:
+    spawn -> every member ready, -> a write through m1, -> 3 Online."""
+    import threading
+    for d in c.members.values():
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+    ctx.command("cold start (second cluster): kill -9 every member, then "
+                "start all three together and PUT through m1 every 10 ms "
+                "until one succeeds", "kill -9 $M1_PID $M2_PID $M3_PID; "
+                "corrald --state-dir $M1 & corrald --state-dir $M2 & "
+                "corrald --state-dir $M3 &")
+    errors = []
+
+    def run(d):
+        try:
+            d.start()
+        except BenchError as e:
+            errors.append(e)
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(d,))
+               for d in c.members.values()]
+    for t in threads:
+        t.start()
+    m1 = c.members["m1"]
+    body = {"description": "after the cold start", "config": {},
+            "devices": {}}
+    write_s = None
+    while write_s is None:
+        try:
+            status, _ = unix_request(m1, "PUT", "/1.0/profiles/failover",
+                                     body, timeout=5.0)
+            if 200 <= status < 300:
+                write_s = time.perf_counter() - t0
+        except (PeerClosed, OSError):
+            pass
+        if time.perf_counter() - t0 > 60:
+            raise BenchError("no write 60 s after the cold start")
+        time.sleep(0.01)
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    ready_s = max(d.ready_s for d in c.members.values())
+    while True:
+        st = member_status(m1)
+        if len(st) == 3 and all(s == "Online" for s, _ in st.values()):
+            break
+        if time.perf_counter() - t0 > 60:
+            raise BenchError(f"members not Online after the cold start: {st}")
+        time.sleep(0.005)
+    online_s = time.perf_counter() - t0
+    ctx.row("cluster: cold start (all 3 killed, started together) -> first "
+            "write through m1", f"{write_s:.2f} s",
+            f"all 3 ready {ready_s:.2f} s, 3 listed Online {online_s:.2f} s "
+            "after the spawn")
 
 
 BENCHMARKS = [
