@@ -24,6 +24,7 @@
 #include <corral/log.h>
 
 #include "api.h"
+#include "events.h"
 #include "operations.h"
 #include "tls.h"
 #include "trust.h"
@@ -637,6 +638,8 @@ static void member_name_set(struct api *a, const char *name)
 	if (ops_set_location(a->ops, name) != 0) {
 		log_warn("msg=\"set operation location: out of memory\"");
 	}
+	/* So is an event's. */
+	events_set_location(a->events, name);
 	api_prop_start(a);
 	api_invalidate_root(a);
 }

@@ -27,6 +27,7 @@
 #include "operations.h"
 #include "tls.h"
 #include "trust.h"
+#include "validate.h"
 
 /* Whether the caller on @conn is a server admin: the Unix socket, or a
  * trusted TLS client with the (server, admin) binding. Looked up in the
@@ -956,6 +957,87 @@ static void post_token_used(struct api_req *r)
 	api_reply_sync(r, 200, json_object(), NULL, NULL);
 }
 
+/* Bounds of POST /internal/events: the body, and the events of one POST
+ * (a relay sends at most 128 in 512 KiB). */
+#define RELAYED_BODY_MAX (1024 * 1024)
+#define RELAYED_EVENTS_MAX 256
+
+/* Whether @ev is one event as a member relays it: exactly type (operation
+ * or lifecycle), timestamp, metadata (an object), location (a member name,
+ * not this member's) and project. */
+static bool relayed_event_valid(struct api *a, json_t *ev)
+{
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	const char *stamp = json_string_value(json_object_get(ev, "timestamp"));
+	const char *location =
+	    json_string_value(json_object_get(ev, "location"));
+	const char *project = json_string_value(json_object_get(ev, "project"));
+	char errmsg[CORRAL_ERRMSG_SIZE];
+
+	return json_is_object(ev) && json_object_size(ev) == 5 &&
+	       type != NULL &&
+	       (strcmp(type, "operation") == 0 ||
+		strcmp(type, "lifecycle") == 0) &&
+	       stamp != NULL && stamp[0] != '\0' &&
+	       strlen(stamp) < OPS_TIME_SIZE &&
+	       json_is_object(json_object_get(ev, "metadata")) &&
+	       location != NULL && strlen(location) < 64 &&
+	       validate_name("member", location, errmsg) == 0 &&
+	       strcmp(location, a->member_name) != 0 && project != NULL &&
+	       (project[0] == '\0' ||
+		validate_name("project", project, errmsg) == 0);
+}
+
+/* POST /internal/events {"events": [...]}: events another member relays
+ * (cluster_events_relay()), delivered to this member's listeners as they
+ * are, never relayed again. All or nothing: one bad event, 400. */
+static void post_internal_events(struct api_req *r)
+{
+	json_t *body;
+	json_t *list;
+	json_t *ev;
+	size_t i;
+
+	if (r->http->body_len > RELAYED_BODY_MAX) {
+		api_reply_error(r, 400, "invalid events: body too large");
+		return;
+	}
+	body = api_body_object(r);
+	if (body == NULL) {
+		return;
+	}
+	list = json_object_get(body, "events");
+	if (json_object_size(body) != 1 || !json_is_array(list) ||
+	    json_array_size(list) > RELAYED_EVENTS_MAX) {
+		json_decref(body);
+		api_reply_error(r, 400,
+				"invalid events: want {\"events\": [...]}, at "
+				"most %d",
+				RELAYED_EVENTS_MAX);
+		return;
+	}
+	json_array_foreach(list, i, ev)
+	{
+		if (!relayed_event_valid(r->api, ev)) {
+			json_decref(body);
+			api_reply_error(r, 400, "invalid events: event %zu", i);
+			return;
+		}
+	}
+	json_array_foreach(list, i, ev)
+	{
+		events_broadcast_relayed(
+		    r->api->events,
+		    json_string_value(json_object_get(ev, "type")),
+		    json_string_value(json_object_get(ev, "project")),
+		    json_string_value(json_object_get(ev, "location")),
+		    json_string_value(json_object_get(ev, "timestamp")),
+		    json_object_get(ev, "metadata"));
+	}
+	json_decref(body);
+	api_reply_sync(r, 200, json_object(), NULL, NULL);
+}
+
 const struct api_route api_routes_operations[] = {
 	{ .path = "/1.0/operations", .get = list_operations },
 	{ .path = "/1.0/operations/{id}",
@@ -964,6 +1046,7 @@ const struct api_route api_routes_operations[] = {
 	{ .path = "/1.0/operations/{id}/wait", .get = wait_operation },
 	{ .path = "/1.0/events", .get = get_events },
 	{ .path = "/internal/tokens/used", .post = post_token_used },
+	{ .path = "/internal/events", .post = post_internal_events },
 };
 
 const unsigned api_n_routes_operations =

@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <wslay/wslay.h>
 
+#include <corral/cluster.h>
 #include <corral/err.h>
 #include <corral/log.h>
 
@@ -108,19 +109,25 @@ int events_parse_types(const char *list)
 	return mask != 0 ? mask : EVENTS_TYPE_ALL;
 }
 
-char *events_format(const char *type,
-		    const char *project,
-		    const char *location,
-		    json_t *metadata,
-		    size_t *len)
+/* events_format() with the timestamp @stamp (NULL: now). */
+static char *format_event(const char *type,
+			  const char *project,
+			  const char *location,
+			  const char *stamp,
+			  json_t *metadata,
+			  size_t *len)
 {
-	char stamp[OPS_TIME_SIZE];
-	struct timespec now;
+	char now_stamp[OPS_TIME_SIZE];
 	json_t *ev;
 	char *out;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	ops_format_time(&now, stamp);
+	if (stamp == NULL) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		ops_format_time(&now, now_stamp);
+		stamp = now_stamp;
+	}
 	ev = json_pack("{s:s, s:s, s:O?, s:s, s:s}", "type", type, "timestamp",
 		       stamp, "metadata", metadata, "location", location,
 		       "project", project != NULL ? project : "");
@@ -133,6 +140,15 @@ char *events_format(const char *type,
 		*len = strlen(out);
 	}
 	return out;
+}
+
+char *events_format(const char *type,
+		    const char *project,
+		    const char *location,
+		    json_t *metadata,
+		    size_t *len)
+{
+	return format_event(type, project, location, NULL, metadata, len);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -524,16 +540,24 @@ static void listener_send(struct events_listener *l,
 	}
 }
 
-void events_broadcast(struct events *e,
-		      const char *type,
-		      const char *project,
-		      json_t *metadata)
+/* Send the event to every matching listener of @e: @msg (@len bytes)
+ * when not NULL, else formatted on first need from @location, @stamp (NULL:
+ * now) and @metadata. */
+static void deliver(struct events *e,
+		    const char *type,
+		    const char *project,
+		    const char *location,
+		    const char *stamp,
+		    json_t *metadata,
+		    const char *given,
+		    size_t given_len)
 {
 	struct events_listener *l;
 	struct events_listener *next;
 	int bit = events_type_bit(type);
 	char *msg = NULL;
-	size_t len = 0;
+	const char *text = given;
+	size_t len = given_len;
 
 	if (project == NULL) {
 		project = "";
@@ -559,9 +583,9 @@ void events_broadcast(struct events *e,
 			      l->admin_arg)) {
 			continue;
 		}
-		if (msg == NULL) {
-			msg = events_format(type, project, e->location,
-					    metadata, &len);
+		if (text == NULL) {
+			msg = format_event(type, project, location, stamp,
+					   metadata, &len);
 			if (msg == NULL) {
 				log_warn(
 				    "msg=\"event dropped: out of "
@@ -569,10 +593,36 @@ void events_broadcast(struct events *e,
 				    type);
 				return;
 			}
+			text = msg;
 		}
-		listener_send(l, msg, len);
+		listener_send(l, text, len);
 	}
 	free(msg);
+}
+
+void events_broadcast(struct events *e,
+		      const char *type,
+		      const char *project,
+		      json_t *metadata)
+{
+	deliver(e, type, project, e->location, NULL, metadata, NULL, 0);
+}
+
+void events_set_location(struct events *e, const char *name)
+{
+	if (e != NULL) {
+		snprintf(e->location, sizeof e->location, "%s", name);
+	}
+}
+
+void events_broadcast_relayed(struct events *e,
+			      const char *type,
+			      const char *project,
+			      const char *location,
+			      const char *timestamp,
+			      json_t *metadata)
+{
+	deliver(e, type, project, location, timestamp, metadata, NULL, 0);
 }
 
 void events_send(struct api *a,
@@ -580,9 +630,34 @@ void events_send(struct api *a,
 		 const char *project,
 		 json_t *metadata)
 {
-	if (a->events != NULL) {
-		events_broadcast(a->events, type, project, metadata);
+	char *msg = NULL;
+	size_t len = 0;
+	bool relay =
+	    a->cluster != NULL && api_clustered(a) &&
+	    (strcmp(type, "operation") == 0 || strcmp(type, "lifecycle") == 0);
+
+	if (a->events == NULL) {
+		return;
 	}
+	if (project == NULL) {
+		project = "";
+	}
+	/* Formatted once: the members' listeners get the same text. */
+	if (relay) {
+		msg = events_format(type, project, a->events->location,
+				    metadata, &len);
+		if (msg == NULL) {
+			log_warn("msg=\"event dropped: out of memory\" type=%s",
+				 type);
+			return;
+		}
+	}
+	deliver(a->events, type, project, a->events->location, NULL, metadata,
+		msg, len);
+	if (msg != NULL) {
+		cluster_events_relay(a->cluster, msg, len);
+	}
+	free(msg);
 }
 
 void events_close_matching(struct api *a,

@@ -66,7 +66,10 @@ void events_destroy(struct events *e);
 
 /* Broadcast an event of @type ("operation", "logging", "lifecycle") in
  * @project ("" or NULL: every project) with @metadata (borrowed) to every
- * matching listener of @a. Listeners that cannot take it are dropped. */
+ * matching listener of @a. Listeners that cannot take it are dropped. On a
+ * cluster member, operation and lifecycle events are relayed to every
+ * other member too (cluster_events_relay()), whose listeners get them
+ * with this member's name as "location", as in LXD. */
 void events_send(struct api *a,
 		 const char *type,
 		 const char *project,
@@ -77,6 +80,20 @@ void events_broadcast(struct events *e,
 		      const char *type,
 		      const char *project,
 		      json_t *metadata);
+
+/* The "location" of the events @e sends from now on: the member's name in
+ * a cluster ("none" until then, as in LXD). */
+void events_set_location(struct events *e, const char *name);
+
+/* Like events_broadcast() for an event another member relayed
+ * (POST /internal/events): its @location and @timestamp are kept. Never
+ * relayed again. */
+void events_broadcast_relayed(struct events *e,
+			      const char *type,
+			      const char *project,
+			      const char *location,
+			      const char *timestamp,
+			      json_t *metadata);
 
 /* Close every listener of @a whose connection @match accepts (called with
  * @arg), e.g. the streams of a revoked certificate. */

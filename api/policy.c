@@ -138,6 +138,11 @@ static const struct policy_route policy[] = {
 	  AUTHZ_SERVER,
 	  POLICY_PROJECT_NONE,
 	  { NONE, NONE, MEMBER, NONE, NONE } },
+	/* Events a member relays to the others. */
+	{ "/internal/events",
+	  AUTHZ_SERVER,
+	  POLICY_PROJECT_NONE,
+	  { NONE, NONE, MEMBER, NONE, NONE } },
 	/* A token a member issued was redeemed on another one. */
 	{ "/internal/tokens/used",
 	  AUTHZ_SERVER,

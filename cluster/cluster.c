@@ -717,6 +717,8 @@ static void idle_free_list(struct idle_conn *list)
 	}
 }
 
+struct event_relay;
+
 /* One heartbeat thread per peer. The module sets @stop and forgets the
  * peer; the thread frees it when it sees @stop. */
 struct cluster_peer {
@@ -726,7 +728,38 @@ struct cluster_peer {
 	atomic_bool stop;
 	/* uv_hrtime() in ms of the last 200 answer, 0 before the first. */
 	_Atomic uint64_t answered_ms;
+	/* Events relayed to the peer, started with the first one (loop
+	 * only; the relay thread frees it once stopped). */
+	struct event_relay *relay;
 	struct cluster_peer *next; /* the module's list (loop only) */
+};
+
+/* Bounds of the events queued for one peer, and of one POST. */
+#define CLUSTER_EVENTS_QUEUE_MAX 1024
+#define CLUSTER_EVENTS_BATCH_MAX 128
+#define CLUSTER_EVENTS_BATCH_BYTES (512 * 1024)
+
+/* One queued event: its JSON text. */
+struct relay_event {
+	struct relay_event *next;
+	size_t len;
+	char data[];
+};
+
+/* The events of one peer and the thread that sends them, in order, on a
+ * kept connection (POST /internal/events). The module queues and, when
+ * the peer goes, sets @stop; the thread frees it then. */
+struct event_relay {
+	struct cluster_out *out; /* referenced */
+	char name[64];
+	char address[256];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
+	struct relay_event *head;
+	struct relay_event *tail;
+	unsigned n;
+	uint64_t dropped; /* queue full: oldest dropped, not yet logged */
 };
 
 static struct cluster_out *out_ref(struct cluster_out *o)
@@ -1002,6 +1035,241 @@ static void *peer_thread(void *arg)
 	return NULL;
 }
 
+static int thread_start(void *(*fn)(void *), void *arg);
+
+static void relay_events_free(struct relay_event *e)
+{
+	while (e != NULL) {
+		struct relay_event *next = e->next;
+
+		free(e);
+		e = next;
+	}
+}
+
+/* Take up to a batch of events of @r as one POST body,
+ * {"events":[...]}, into *@body (malloc'd) and *@len. Under r->mu. */
+static int relay_take(struct event_relay *r, char **body, size_t *len)
+{
+	struct relay_event *e;
+	size_t size = sizeof "{\"events\":[]}";
+	unsigned n = 0;
+	char *out;
+	size_t at;
+
+	for (e = r->head; e != NULL && n < CLUSTER_EVENTS_BATCH_MAX;
+	     e = e->next) {
+		if (n > 0 && size + e->len + 1 > CLUSTER_EVENTS_BATCH_BYTES) {
+			break;
+		}
+		size += e->len + 1;
+		n++;
+	}
+	out = malloc(size);
+	if (out == NULL) {
+		return -ENOMEM;
+	}
+	at = (size_t)sprintf(out, "{\"events\":[");
+	while (n-- > 0) {
+		e = r->head;
+		r->head = e->next;
+		if (r->head == NULL) {
+			r->tail = NULL;
+		}
+		r->n--;
+		if (out[at - 1] != '[') {
+			out[at++] = ',';
+		}
+		memcpy(out + at, e->data, e->len);
+		at += e->len;
+		free(e);
+	}
+	out[at++] = ']';
+	out[at++] = '}';
+	out[at] = '\0';
+	*body = out;
+	*len = at;
+	return 0;
+}
+
+/* A relay thread: send the queued events of one peer, a batch per POST,
+ * on a kept connection (redialed once per batch after a failure). Events
+ * are best effort: a batch the peer cannot take is dropped, logged. */
+static void *relay_thread(void *arg)
+{
+	struct event_relay *r = arg;
+	struct cluster_conn conn = { .fd = -1 };
+	bool connected = false;
+
+	for (;;) {
+		char errmsg[CORRAL_ERRMSG_SIZE] = "";
+		uint64_t dropped;
+		char *body = NULL;
+		size_t len = 0;
+		unsigned status = 0;
+		int attempt;
+		int rv;
+
+		pthread_mutex_lock(&r->mu);
+		while (!r->stop && r->head == NULL) {
+			pthread_cond_wait(&r->cv, &r->mu);
+		}
+		if (r->stop) {
+			pthread_mutex_unlock(&r->mu);
+			break;
+		}
+		rv = relay_take(r, &body, &len);
+		dropped = r->dropped;
+		r->dropped = 0;
+		pthread_mutex_unlock(&r->mu);
+		if (dropped > 0) {
+			log_warn(
+			    "msg=\"events not relayed: queue full\" "
+			    "member=%s dropped=%llu",
+			    r->name, (unsigned long long)dropped);
+		}
+		for (attempt = 0; rv == 0 && attempt < 2; attempt++) {
+			if (!connected) {
+				rv =
+				    out_dial(r->out, r->address, &conn, errmsg);
+				connected = rv == 0;
+			}
+			if (rv == 0) {
+				rv = cluster__request_bytes(
+				    &conn, "POST", "/internal/events", NULL,
+				    "application/json", body, len, &status,
+				    NULL, errmsg);
+			}
+			if (rv == 0 && status != 200) {
+				rv = CORRAL_EPROTO;
+				corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
+					    "HTTP %u", status);
+				break; /* the peer refused: no retry */
+			}
+			if (rv != 0) {
+				cluster__conn_close(&conn);
+				connected = false;
+				/* A kept connection the peer closed: once
+				 * more on a fresh one. */
+				if (attempt == 0 && rv != -EAGAIN) {
+					rv = 0;
+					continue;
+				}
+			}
+			break;
+		}
+		if (rv != 0) {
+			log_debug(
+			    "msg=\"events not relayed\" member=%s "
+			    "error=\"%s\"",
+			    r->name, errmsg);
+		}
+		free(body);
+		ERR_clear_error();
+	}
+	cluster__conn_close(&conn);
+	relay_events_free(r->head);
+	out_unref(r->out);
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+	OPENSSL_thread_stop();
+	return NULL;
+}
+
+/* Stop the relay of @p, if it has one (loop). */
+static void relay_stop(struct cluster_peer *p)
+{
+	struct event_relay *r = p->relay;
+
+	if (r == NULL) {
+		return;
+	}
+	p->relay = NULL;
+	pthread_mutex_lock(&r->mu);
+	r->stop = true;
+	pthread_cond_signal(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* The relay of @p, started on first use (loop). NULL on failure. */
+static struct event_relay *relay_get(struct cluster_peer *p)
+{
+	struct event_relay *r = p->relay;
+
+	if (r != NULL) {
+		return r;
+	}
+	r = calloc(1, sizeof *r);
+	if (r == NULL) {
+		return NULL;
+	}
+	snprintf(r->name, sizeof r->name, "%s", p->name);
+	snprintf(r->address, sizeof r->address, "%s", p->address);
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cv, NULL);
+	r->out = out_ref(p->out);
+	if (thread_start(relay_thread, r) != 0) {
+		out_unref(r->out);
+		pthread_cond_destroy(&r->cv);
+		pthread_mutex_destroy(&r->mu);
+		free(r);
+		return NULL;
+	}
+	p->relay = r;
+	return r;
+}
+
+void cluster_events_relay(struct cluster *c, const char *event, size_t len)
+{
+	struct cluster_peer *p;
+
+	for (p = c->peers; p != NULL; p = p->next) {
+		struct event_relay *r = relay_get(p);
+		struct relay_event *e;
+
+		if (r == NULL) {
+			log_warn(
+			    "msg=\"event not relayed: out of memory\" "
+			    "member=%s",
+			    p->name);
+			continue;
+		}
+		e = malloc(sizeof *e + len);
+		if (e == NULL) {
+			log_warn(
+			    "msg=\"event not relayed: out of memory\" "
+			    "member=%s",
+			    p->name);
+			continue;
+		}
+		e->next = NULL;
+		e->len = len;
+		memcpy(e->data, event, len);
+		pthread_mutex_lock(&r->mu);
+		if (r->n >= CLUSTER_EVENTS_QUEUE_MAX) {
+			struct relay_event *old = r->head;
+
+			r->head = old->next;
+			if (r->head == NULL) {
+				r->tail = NULL;
+			}
+			r->n--;
+			r->dropped++;
+			free(old);
+		}
+		if (r->tail != NULL) {
+			r->tail->next = e;
+		} else {
+			r->head = e;
+		}
+		r->tail = e;
+		r->n++;
+		pthread_cond_signal(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
+}
+
 static int thread_start(void *(*fn)(void *), void *arg)
 {
 	pthread_attr_t attr;
@@ -1133,6 +1401,7 @@ int cluster_peers_set(struct cluster *c, json_t *peers)
 			continue;
 		}
 		*pp = p->next;
+		relay_stop(p);
 		atomic_store(&p->stop, true);
 	}
 	return peers_start_new(c, peers);
@@ -1467,6 +1736,7 @@ static void cluster__peers_stop(struct cluster *c)
 		struct cluster_peer *p = c->peers;
 
 		c->peers = p->next;
+		relay_stop(p);
 		atomic_store(&p->stop, true);
 	}
 	if (c->out != NULL) {

@@ -195,6 +195,15 @@ int cluster_forward(struct cluster *c,
 		    cluster_forward_cb cb,
 		    void *arg);
 
+/* Relay the event @event (@len bytes of JSON, copied: one event object as
+ * GET /1.0/events sends it) to every peer (set by cluster_peers_set()):
+ * each peer has a queue (at most 1024 events; the oldest go first when
+ * full, logged) and a thread that sends it in order, in batches, as
+ * `POST /internal/events {"events": [...]}` on a kept member channel
+ * connection. Best effort: what a peer cannot take is dropped. Loop
+ * only. */
+void cluster_events_relay(struct cluster *c, const char *event, size_t len);
+
 /* The names of the peers set by cluster_peers_set() (the other members),
  * as a new array of strings, or NULL on OOM. Loop only. */
 json_t *cluster_peer_names(const struct cluster *c);
