@@ -520,8 +520,7 @@ matched:
 	if (!a->ready && !(r->route->flags & API_ROUTE_BEFORE_READY) &&
 	    !((r->route->flags & API_ROUTE_EARLY) &&
 	      (http->method == HTTP_GET || http->method == HTTP_HEAD))) {
-		api_reply_error(r, 503, "corrald setup in progress: %s",
-				a->not_ready_reason);
+		api_reply_not_ready(r);
 		return;
 	}
 	handler(r);
@@ -742,6 +741,21 @@ static void api_listen_early(struct api *a)
 		return;
 	}
 	api_listeners_set(a, NULL, address, 0, early_https_cb, NULL);
+}
+
+void api_reply_not_ready(struct api_req *r)
+{
+	struct api *a = r->api;
+	char waiting[512] = "";
+
+	/* A member waiting for a quorum says which members it cannot
+	 * reach. */
+	if (a->state != NULL) {
+		state_start_waiting(a->state, waiting, sizeof waiting);
+	}
+	api_reply_error(r, 503, "corrald setup in progress: %s%s%s",
+			a->not_ready_reason, waiting[0] != '\0' ? ": " : "",
+			waiting);
 }
 
 void api_set_ready(struct api *a, bool ready, const char *reason)

@@ -423,6 +423,10 @@ int api_cluster_name_read(struct state_tx *tx,
 			  char *name,
 			  size_t size);
 
+/* Answer 503 "corrald setup in progress: REASON", with what the database
+ * start waits for when it waits for a leader. */
+void api_reply_not_ready(struct api_req *r);
+
 /* Once the database is ready, before any request is served: take @name
  * (from api_cluster_name_read()) as this member's name and start
  * heartbeats. */

@@ -201,8 +201,7 @@ static void member_reload_done(void *arg, int rv, const char *errmsg)
 			member_deny(r);
 		} else if (!a->ready &&
 			   !(r->route->flags & API_ROUTE_BEFORE_READY)) {
-			api_reply_error(r, 503, "corrald setup in progress: %s",
-					a->not_ready_reason);
+			api_reply_not_ready(r);
 		} else {
 			r->route->post(r);
 		}

@@ -32,6 +32,8 @@
 
 /* How long start-up waits for the node to elect itself leader. */
 #define STATE_LEADER_WAIT_MS 30000
+/* Size of the report of a start waiting for a leader. */
+#define STATE_WAITING_SIZE 512
 /* Pause before a member's start tries again to reach the leader. */
 #define STATE_START_RETRY_MS 200
 
@@ -75,6 +77,9 @@ struct state {
 	void *ready_arg;
 	int start_rv;
 	char start_errmsg[CORRAL_ERRMSG_SIZE];
+	/* Under mu: while the start waits for a leader, what the last look
+	 * for one found (state_start_waiting()); "" otherwise. */
+	char waiting[STATE_WAITING_SIZE];
 
 	/* Re-addressing or re-joining (state_reconfigure()). */
 	uint64_t new_id;
@@ -219,10 +224,14 @@ static int leader_find(struct state *s,
 		       uint64_t *id,
 		       char **address,
 		       bool *asked,
+		       char *report,
 		       char *errmsg)
 {
 	struct dqlite_proto_nodes nodes = { 0 };
 	char ignored[CORRAL_ERRMSG_SIZE];
+	size_t used = 0;
+	unsigned voters = 0;
+	unsigned reached = 0;
 	size_t i;
 	int rv;
 
@@ -246,17 +255,32 @@ static int leader_find(struct state *s,
 		uint64_t peer_id = 0;
 		char *peer_address = NULL;
 
-		if (nodes.nodes[i].role != DQLITE_PROTO_ROLE_VOTER ||
-		    nodes.nodes[i].id == s->node_id) {
+		if (nodes.nodes[i].role != DQLITE_PROTO_ROLE_VOTER) {
+			continue;
+		}
+		if (nodes.nodes[i].id == s->node_id) {
+			voters++;
+			reached++;
 			continue;
 		}
 		if (asked != NULL) {
 			*asked = true;
 		}
+		voters++;
 		if (node_connect(s, nodes.nodes[i].address, &peer, ignored) !=
 		    0) {
+			/* Named in the report: who has to come back. */
+			if (report != NULL && used < STATE_WAITING_SIZE) {
+				int n = snprintf(
+				    report + used, STATE_WAITING_SIZE - used,
+				    "%s%s (%s)", used == 0 ? "" : ", ",
+				    nodes.nodes[i].address, ignored);
+
+				used += n > 0 ? (size_t)n : 0;
+			}
 			continue;
 		}
+		reached++;
 		dqlite_client_set_timeout(&peer, 2000);
 		if (dqlite_client_leader(&peer, &peer_id, &peer_address) == 0 &&
 		    peer_id != 0) {
@@ -269,6 +293,28 @@ static int leader_find(struct state *s,
 		dqlite_client_close(&peer);
 	}
 	dqlite_proto_nodes_close(&nodes);
+	if (report != NULL && *id == 0 && voters > 0) {
+		char list[STATE_WAITING_SIZE];
+		char head[160];
+		size_t hn;
+		size_t ln;
+
+		memcpy(list, report, sizeof list);
+		snprintf(head, sizeof head,
+			 "no database leader: %u of %u voters reachable, a "
+			 "majority (%u) is needed%s",
+			 reached, voters, voters / 2 + 1,
+			 list[0] != '\0' ? "; unreachable: " : "");
+		/* The list is cut when it does not fit. */
+		hn = strlen(head);
+		ln = strnlen(list, sizeof list);
+		if (ln > STATE_WAITING_SIZE - 1 - hn) {
+			ln = STATE_WAITING_SIZE - 1 - hn;
+		}
+		memcpy(report, head, hn);
+		memcpy(report + hn, list, ln);
+		report[hn + ln] = '\0';
+	}
 	return 0;
 }
 
@@ -290,7 +336,7 @@ static int leader_connect(struct state *s,
 		return rv;
 	}
 	for (waited = 0; !s->stopping; waited += 50) {
-		rv = leader_find(s, c, true, &id, &address, NULL, errmsg);
+		rv = leader_find(s, c, true, &id, &address, NULL, NULL, errmsg);
 		if (rv != 0) {
 			dqlite_client_close(c);
 			return rv;
@@ -663,25 +709,35 @@ static int wait_leader(struct state *s, char *errmsg)
 	     (waited < STATE_LEADER_WAIT_MS || s->address[0] != '@') &&
 	     !s->stopping;
 	     waited += 5) {
-		if (waited > 0 && waited % 10000 == 0) {
-			log_warn(
-			    "msg=\"waiting for a database leader: a "
-			    "quorum of members must be running\" "
-			    "waited_s=%ld",
-			    waited / 1000);
-		}
+		char report[STATE_WAITING_SIZE] = "";
+
 		/* Voters elsewhere are asked every 100 ms only. Until the
 		 * local configuration lists one (a joiner, before the
 		 * leader's first entries), looking costs no dial: look
 		 * again at every turn. */
 		asked = false;
 		rv = leader_find(s, &c, waited >= next_ask, &id, &address,
-				 &asked, errmsg);
+				 &asked, report, errmsg);
 		if (rv != 0) {
 			break;
 		}
 		if (asked) {
 			next_ask = waited + 100;
+			if (id == 0) {
+				pthread_mutex_lock(&s->mu);
+				snprintf(s->waiting, sizeof s->waiting, "%s",
+					 report);
+				pthread_mutex_unlock(&s->mu);
+			}
+		}
+		if (waited > 0 && waited % 10000 == 0) {
+			char now[STATE_WAITING_SIZE];
+
+			state_start_waiting(s, now, sizeof now);
+			log_warn(
+			    "msg=\"waiting for a database leader\" "
+			    "waited_s=%ld state=\"%s\"",
+			    waited / 1000, now);
 		}
 		if (id != 0) {
 			dqlite_proto_free(address);
@@ -692,6 +748,9 @@ static int wait_leader(struct state *s, char *errmsg)
 		usleep(5000);
 	}
 	dqlite_client_close(&c);
+	pthread_mutex_lock(&s->mu);
+	s->waiting[0] = '\0';
+	pthread_mutex_unlock(&s->mu);
 	if (rv == 0 && id == 0 && s->stopping) {
 		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "stopping");
 		return CORRAL_ENOLEADER;
@@ -899,6 +958,13 @@ int state_start(struct state *s, state_ready_cb cb, void *arg)
 		s->start_running = false;
 	}
 	return rv;
+}
+
+void state_start_waiting(struct state *s, char *out, size_t size)
+{
+	pthread_mutex_lock(&s->mu);
+	snprintf(out, size, "%s", s->waiting);
+	pthread_mutex_unlock(&s->mu);
 }
 
 bool state_ready(const struct state *s)

@@ -129,6 +129,13 @@ int state_set_latency(struct state *s, unsigned ms, char *errmsg);
 /* Whether state_start() completed successfully. */
 bool state_ready(const struct state *s);
 
+/* While state_start() waits for a database leader: what the last look for
+ * one found, e.g. "no database leader: 1 of 3 voters reachable, a majority
+ * (2) is needed; unreachable: 10.0.0.2:8443 (dial ...: connection
+ * refused), ..." into @out (@size bytes); "" when not waiting (or before
+ * the first look). Any thread. */
+void state_start_waiting(struct state *s, char *out, size_t size);
+
 /* Work function: runs on a worker thread. Return 0 to commit, a negative
  * code (with tx->errmsg filled) to roll back. */
 typedef int (*state_work_fn)(struct state_tx *tx, void *arg);

@@ -25,6 +25,10 @@ def test_cold_start_all_members(cluster):
     status, _, body = m3.request("GET", READY)
     assert status == 503, body
     assert "setup in progress" in body["error"], body
+    # It says what it waits for, naming the members it cannot reach.
+    err = body["error"]
+    assert "1 of 3 voters reachable, a majority (2) is needed" in err, err
+    assert cluster.addresses[0] in err and cluster.addresses[1] in err, err
     # GET /1.0 answers meanwhile.
     status, _, body = m3.request("GET", "/1.0")
     check(status, body)
