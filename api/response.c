@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +186,14 @@ void api_reply_code(struct api_req *r, int rv)
 	case CORRAL_ENOLEADER:
 	case CORRAL_ENOTLEADER:
 	case CORRAL_EBUSY:
+	/* The leader's node cannot be reached (it died, an election runs):
+	 * the client may try again, as with no leader. */
+	case -ECONNREFUSED:
+	case -ECONNRESET:
+	case -ETIMEDOUT:
+	case -EPIPE:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
 		status = 503;
 		break;
 	default:

@@ -297,6 +297,7 @@ class Daemon:
 
         Ready means GET /1.0/projects answers 200; while that endpoint does
         not exist yet (404), a 200 on GET /1.0 counts instead."""
+        self.ready_by = None  # a restart is timed afresh
         with open(self.log_path, "wb") as log:
             t0 = time.perf_counter()
             self.proc = subprocess.Popen(
