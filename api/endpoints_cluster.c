@@ -22,6 +22,7 @@
 #include <corral/cert.h>
 #include <corral/cluster.h>
 #include <corral/log.h>
+#include <corral/net.h>
 
 #include "api.h"
 #include "events.h"
@@ -417,6 +418,9 @@ static void post_internal_raft(struct api_req *r)
 	rr->conn = conn;
 	http_conn_ref(conn);
 	rr->refs++;
+	/* A raft stream has no timeout of its own: a member that vanished
+	 * must still end it. */
+	http_conn_peer_timeout(conn, CORRAL_PEER_DEAD_MS);
 	rv = http_conn_upgrade(conn, head, sizeof head - 1, relay_on_data,
 			       relay_on_close, rr);
 	if (rv != 0) {

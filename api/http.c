@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include <corral/log.h>
+#include <corral/net.h>
 
 #include "http.h"
 
@@ -843,6 +844,17 @@ static void conn_process(struct http_conn *c)
 
 /* ------------------------------------------------------------------------ */
 /* Upgraded connections                                                      */
+
+int http_conn_peer_timeout(struct http_conn *c, unsigned dead_ms)
+{
+	uv_os_fd_t fd;
+
+	if (c->h.stream.type != UV_TCP ||
+	    uv_fileno((uv_handle_t *)&c->h.tcp, &fd) != 0) {
+		return -ENOTSUP;
+	}
+	return corral_tcp_peer_timeout(fd, dead_ms);
+}
 
 int http_conn_upgrade(struct http_conn *c,
 		      const char *head,

@@ -163,6 +163,11 @@ typedef int (*http_upgrade_data_cb)(struct http_conn *conn,
  * http_conn_close(). Sending is no longer possible. */
 typedef void (*http_upgrade_close_cb)(struct http_conn *conn, void *arg);
 
+/* On a TCP connection: TCP keepalive and TCP_USER_TIMEOUT bounded by
+ * @dead_ms (corral_tcp_peer_timeout()), so a peer that vanished ends the
+ * connection. Returns 0, -ENOTSUP on a Unix socket, or a negated errno. */
+int http_conn_peer_timeout(struct http_conn *conn, unsigned dead_ms);
+
 /* Take over @conn from inside the handler of its current request: send
  * @head (copied; the complete "101 Switching Protocols" response head), then
  * hand every plaintext byte read (through the transport, so TLS works too)

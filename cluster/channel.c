@@ -19,6 +19,7 @@
 
 #include <corral/cert.h>
 #include <corral/err.h>
+#include <corral/net.h>
 
 #include "channel.h"
 
@@ -178,6 +179,9 @@ static int tcp_connect(const char *host, const char *port, int *out)
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		/* A raft or SQL stream relayed on this socket has no
+		 * timeout of its own: a vanished peer must still end it. */
+		corral_tcp_peer_timeout(fd, CORRAL_PEER_DEAD_MS);
 		*out = fd;
 		rv = 0;
 		break;
