@@ -218,6 +218,16 @@ static int node_connect(struct state *s,
  * the local node does not know and @ask_voters is set, the voters of its
  * raft configuration are asked in turn, through the member channel.
  * *@asked (may be NULL) tells whether another voter was listed to ask. */
+/* Milliseconds of CLOCK_MONOTONIC: waits are bounded in real time, since a
+ * dial to a vanished member takes up to CLUSTER_DIAL_TIMEOUT_MS. */
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static int leader_find(struct state *s,
 		       struct dqlite_client *local,
 		       bool ask_voters,
@@ -271,10 +281,21 @@ static int leader_find(struct state *s,
 		    0) {
 			/* Named in the report: who has to come back. */
 			if (report != NULL && used < STATE_WAITING_SIZE) {
-				int n = snprintf(
-				    report + used, STATE_WAITING_SIZE - used,
-				    "%s%s (%s)", used == 0 ? "" : ", ",
-				    nodes.nodes[i].address, ignored);
+				const char *why = ignored;
+				size_t al = strlen(nodes.nodes[i].address);
+				int n;
+
+				/* "dial ADDR: connect: ..." names it twice. */
+				if (strncmp(why, "dial ", 5) == 0 &&
+				    strncmp(why + 5, nodes.nodes[i].address,
+					    al) == 0 &&
+				    strncmp(why + 5 + al, ": ", 2) == 0) {
+					why += 5 + al + 2;
+				}
+				n = snprintf(report + used,
+					     STATE_WAITING_SIZE - used,
+					     "%s%s (%s)", used == 0 ? "" : ", ",
+					     nodes.nodes[i].address, why);
 
 				used += n > 0 ? (size_t)n : 0;
 			}
@@ -326,22 +347,25 @@ static int leader_connect(struct state *s,
 			  struct dqlite_client *c,
 			  char *errmsg)
 {
+	char report[STATE_WAITING_SIZE] = "";
 	char *address = NULL;
+	uint64_t start = mono_ms();
 	uint64_t id = 0;
-	int waited;
 	int rv;
 
 	rv = node_connect(s, s->bind_addr, c, errmsg);
 	if (rv != 0) {
 		return rv;
 	}
-	for (waited = 0; !s->stopping; waited += 50) {
-		rv = leader_find(s, c, true, &id, &address, NULL, NULL, errmsg);
+	while (!s->stopping) {
+		report[0] = '\0';
+		rv = leader_find(s, c, true, &id, &address, NULL, report,
+				 errmsg);
 		if (rv != 0) {
 			dqlite_client_close(c);
 			return rv;
 		}
-		if (id != 0 || waited >= STATE_POOL_LEADER_WAIT_MS) {
+		if (id != 0 || mono_ms() - start >= STATE_POOL_LEADER_WAIT_MS) {
 			break;
 		}
 		dqlite_proto_free(address);
@@ -351,9 +375,10 @@ static int leader_connect(struct state *s,
 	if (id == 0) {
 		dqlite_proto_free(address);
 		dqlite_client_close(c);
-		corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
-			    "no leader known after %d ms",
-			    STATE_POOL_LEADER_WAIT_MS);
+		/* Say who is missing (LXD users get "no available dqlite
+		 * leader server found" and nothing else). */
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "%s",
+			    report[0] != '\0' ? report : "no database leader");
 		return CORRAL_ENOLEADER;
 	}
 	if (id == s->node_id || address[0] == '@') {
@@ -407,13 +432,13 @@ static int pool_conn_open_once(struct state *s,
  * leader for a while, as a write retries once. */
 static int pool_conn_open(struct state *s, struct pool_conn *pc, char *errmsg)
 {
-	int waited;
+	uint64_t start = mono_ms();
 	int rv;
 
-	for (waited = 0;; waited += 50) {
+	for (;;) {
 		rv = pool_conn_open_once(s, pc, errmsg);
 		if (rv != CORRAL_ENOTLEADER || s->stopping ||
-		    waited >= STATE_POOL_LEADER_WAIT_MS) {
+		    mono_ms() - start >= STATE_POOL_LEADER_WAIT_MS) {
 			return rv;
 		}
 		usleep(50000);
@@ -684,11 +709,13 @@ static int wait_leader(struct state *s, char *errmsg)
 	struct dqlite_client c;
 	uint64_t id = 0;
 	char *address = NULL;
-	long next_ask = 0;
+	uint64_t start;
+	uint64_t next_ask = 0;
+	uint64_t next_log;
+	uint64_t waited = 0;
 	bool asked;
 	int fd;
 	int rv;
-	long waited;
 
 	rv = dqlite_client_connect_unix(s->bind_addr, &fd);
 	if (rv != 0) {
@@ -705,10 +732,11 @@ static int wait_leader(struct state *s, char *errmsg)
 	/* A cluster member waits as long as it takes: the others may be
 	 * starting too (a whole cluster powered on), and giving up would
 	 * leave the cluster one voter short. */
-	for (waited = 0;
-	     (waited < STATE_LEADER_WAIT_MS || s->address[0] != '@') &&
-	     !s->stopping;
-	     waited += 5) {
+	start = mono_ms();
+	next_log = 10000;
+	for (; (waited < STATE_LEADER_WAIT_MS || s->address[0] != '@') &&
+	       !s->stopping;
+	     waited = mono_ms() - start) {
 		char report[STATE_WAITING_SIZE] = "";
 
 		/* Voters elsewhere are asked every 100 ms only. Until the
@@ -730,14 +758,15 @@ static int wait_leader(struct state *s, char *errmsg)
 				pthread_mutex_unlock(&s->mu);
 			}
 		}
-		if (waited > 0 && waited % 10000 == 0) {
+		if (waited >= next_log) {
 			char now[STATE_WAITING_SIZE];
 
+			next_log += 10000;
 			state_start_waiting(s, now, sizeof now);
 			log_warn(
 			    "msg=\"waiting for a database leader\" "
-			    "waited_s=%ld state=\"%s\"",
-			    waited / 1000, now);
+			    "waited_s=%llu state=\"%s\"",
+			    (unsigned long long)(waited / 1000), now);
 		}
 		if (id != 0) {
 			dqlite_proto_free(address);

@@ -58,3 +58,31 @@ def test_cold_start_all_members(cluster):
     for d, name in ((m1, "m1"), (m2, "m2"), (m3, "m3")):
         env = d.request("GET", "/1.0")[2]["metadata"]["environment"]
         assert env["server_name"] == name
+
+
+def test_quorum_lost_says_who_is_missing(cluster):
+    """Two of three members die: a write through the survivor answers 503
+    within seconds (never hangs), naming the voters it cannot reach."""
+    m1, m2, m3 = form3(cluster)
+    m2.kill()
+    m3.kill()
+    for name in ("lost-1", "lost-2", "lost-3"):
+        t = time.monotonic()
+        status, _, body = m1.request("POST", "/1.0/profiles",
+                                     body={"name": name}, timeout=30)
+        took = time.monotonic() - t
+        assert status == 503, body
+        assert took < 10, took
+    err = body["error"]
+    assert "1 of 3 voters reachable, a majority (2) is needed" in err, err
+    assert cluster.addresses[1] in err and cluster.addresses[2] in err, err
+    # A member coming back restores writes.
+    m2.start(ready_path=READY, timeout=30)
+    deadline = time.monotonic() + 15
+    while True:
+        status, _, body = m1.request("POST", "/1.0/profiles",
+                                     body={"name": "back"}, timeout=30)
+        if status == 201:
+            break
+        assert status == 503 and time.monotonic() < deadline, body
+        time.sleep(0.1)
