@@ -1158,7 +1158,10 @@ static void *relay_thread(void *arg)
 			}
 			break;
 		}
-		if (rv != 0) {
+		if (rv == -ENOMEM && body == NULL) {
+			/* Nothing taken: try again a little later. */
+			sleep_ms(100);
+		} else if (rv != 0) {
 			log_debug(
 			    "msg=\"events not relayed\" member=%s "
 			    "error=\"%s\"",
