@@ -750,11 +750,22 @@ static void formation_finish(struct ccall *cc)
 	api_config_reload(a, op_done_config_cb);
 }
 
+/* A write work function may run more than once (state.c retries a
+ * transaction another member's write locked out): what a rolled-back run
+ * snapshot goes before the next run takes another. */
+static void ccall_trust_reset(struct ccall *cc)
+{
+	json_decref(cc->trust);
+	cc->trust = NULL;
+}
+
 static int enable_work(struct state_tx *tx, void *arg)
 {
 	struct ccall *cc = arg;
 	json_t *identity;
 	int rv;
+
+	ccall_trust_reset(cc);
 
 	rv = state_member_update(tx, 1, cc->name, cc->address);
 	if (rv == 0) {
@@ -968,6 +979,8 @@ static int join_config_work(struct state_tx *tx, void *arg)
 {
 	struct ccall *cc = arg;
 	int rv;
+
+	ccall_trust_reset(cc);
 
 	rv = set_member_addresses(tx, (int64_t)cc->node_id, cc->core_address,
 				  cc->address);
@@ -1325,6 +1338,7 @@ static int accept_work(struct state_tx *tx, void *arg)
 	int64_t id = 0;
 	int rv;
 
+	ccall_trust_reset(cc);
 	rv = state_token_redeem(tx, "join", cc->secret_hash,
 				(int64_t)time(NULL), &token);
 	if (rv == CORRAL_ENOTFOUND) {
@@ -2065,6 +2079,7 @@ static int delete_member_work(struct state_tx *tx, void *arg)
 	size_t i;
 	int rv;
 
+	ccall_trust_reset(cc);
 	rv = state_member_list(tx, &list);
 	if (rv != 0) {
 		return rv;

@@ -479,6 +479,10 @@ static int revoke_row_work(struct state_tx *tx, void *arg)
 {
 	struct lookup *l = arg;
 
+	/* A rolled-back run (another member's write locked the database)
+	 * may have found the row already. */
+	json_decref(l->token);
+	l->token = NULL;
 	return state_token_revoke_operation(tx, l->id, (int64_t)time(NULL),
 					    &l->token);
 }
