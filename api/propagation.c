@@ -1149,11 +1149,37 @@ static int after_write_work(struct state_tx *tx, void *arg)
 	return api_prop_gens_read(tx, w->gens, &w->members);
 }
 
+/* Whether member @name has gone silent: heard from before, but neither a
+ * heartbeat from it nor an answer to ours for cluster.offline_threshold.
+ * A member never heard from (one that joined a moment ago) is not. */
+static bool notify_skip(struct api *a, const char *name)
+{
+	struct prop_seen *s = a->prop != NULL ? seen_find(a->prop, name) : NULL;
+	uint64_t limit = (uint64_t)offline_threshold(a) * 1000;
+	uint64_t now = uv_now(a->loop);
+	uint64_t last;
+	uint64_t answered;
+
+	if (s == NULL || !s->heard) {
+		return false;
+	}
+	last = s->ms;
+	answered = cluster_peer_answered_ms(a->cluster, name);
+	if (answered > last) {
+		last = answered;
+	}
+	return last < now && now - last > limit;
+}
+
 /* The members of @members (borrowed) but this one, as peers: who a change
  * notification goes to. The member list read with the write, not the
  * heartbeat peers, which may not know a member that joined a moment ago.
- * NULL on OOM. */
-static json_t *notify_peers(struct api *a, json_t *members)
+ * Members gone silent (notify_skip()) are not waited for: their names go to
+ * @offline (an array) instead, so that they are reported as not having
+ * acknowledged at once, and every write while a host is down does not wait
+ * corral.notify_timeout for it. They catch up from heartbeats, and refuse TLS
+ * clients until then (bounded staleness). NULL on OOM. */
+static json_t *notify_peers(struct api *a, json_t *members, json_t *offline)
 {
 	json_t *peers = json_array();
 	json_t *m;
@@ -1168,6 +1194,14 @@ static json_t *notify_peers(struct api *a, json_t *members)
 
 		if (peers == NULL || name == NULL || address == NULL ||
 		    strcmp(name, a->member_name) == 0) {
+			continue;
+		}
+		if (notify_skip(a, name)) {
+			if (json_array_append_new(offline, json_string(name)) !=
+			    0) {
+				json_decref(peers);
+				peers = NULL;
+			}
 			continue;
 		}
 		if (json_array_append_new(
@@ -1193,6 +1227,45 @@ static unsigned notify_timeout(struct api *a)
  * it is the store at generation @trust_now (the "trust" generation read
  * with @members) and packs small; @cb runs when all acknowledged or the
  * notify timeout passed. Returns 0 when sent (@cb will run). */
+/* A change notification in flight: the caller's callback, and the
+ * members left out because they are Offline. */
+struct changed_call {
+	cluster_broadcast_cb cb;
+	void *arg;
+	json_t *offline; /* owned: names */
+};
+
+static void changed_sent(void *arg, json_t *missing)
+{
+	struct changed_call *cc = arg;
+	json_t *all = missing;
+	size_t i;
+	json_t *name;
+
+	if (json_array_size(cc->offline) > 0) {
+		all = json_array();
+		if (all != NULL && missing != NULL) {
+			json_array_extend(all, missing);
+		}
+		json_array_foreach(cc->offline, i, name)
+		{
+			if (all != NULL) {
+				json_array_append(all, name);
+			}
+		}
+		log_info(
+		    "msg=\"notify: Offline members not waited for\" "
+		    "count=%zu",
+		    json_array_size(cc->offline));
+	}
+	cc->cb(cc->arg, all);
+	if (all != missing) {
+		json_decref(all);
+	}
+	json_decref(cc->offline);
+	free(cc);
+}
+
 static int changed_send(struct api *a,
 			json_t *changed,
 			json_t *members,
@@ -1202,6 +1275,7 @@ static int changed_send(struct api *a,
 			cluster_broadcast_cb cb,
 			void *arg)
 {
+	struct changed_call *call = NULL;
 	json_t *peers = NULL;
 	json_t *msg;
 	char *bytes = NULL;
@@ -1236,13 +1310,26 @@ static int changed_send(struct api *a,
 			free(with);
 		}
 	}
-	peers = notify_peers(a, members);
+	call = calloc(1, sizeof *call);
+	if (call != NULL) {
+		call->cb = cb;
+		call->arg = arg;
+		call->offline = json_array();
+		peers = call->offline != NULL
+			    ? notify_peers(a, members, call->offline)
+			    : NULL;
+	}
 	if (peers != NULL && cluster_peers_add(a->cluster, peers) != 0) {
 		log_debug("msg=\"notify\" error=\"cannot start heartbeats\"");
 	}
 	if (bytes != NULL && peers != NULL) {
 		rv = cluster_broadcast(a->cluster, peers, "/internal/changed",
-				       bytes, len, notify_timeout(a), cb, arg);
+				       bytes, len, notify_timeout(a),
+				       changed_sent, call);
+	}
+	if (rv != 0 && call != NULL) {
+		json_decref(call->offline);
+		free(call);
 	}
 	free(bytes);
 	json_decref(peers);

@@ -163,3 +163,53 @@ def test_concurrent_writes_through_members(cluster):
     status, _, body = m1.request("GET", "/1.0/profiles")
     check(status, body)
     assert len(body["metadata"]) == 1 + 75
+
+
+def test_silent_member_not_waited_for(cluster):
+    """A member that went silent (frozen, or its host gone: no RST, so
+    every notification would wait corral.notify_timeout) is named as not
+    having acknowledged at once once it is Offline: writes do not each take
+    2 s while a host is down. It catches up from heartbeats when it is
+    back."""
+    import os
+    import signal
+    m1, m2, m3 = form3(cluster)
+    status, _, body = m1.request("POST", "/1.0/profiles", body={"name": "p"})
+    check(status, body, 201)
+    # m1 has heard m3's heartbeats (a member never heard from, one that
+    # joined a moment ago, is always waited for).
+    deadline = time.monotonic() + 5
+    while not [m for m in cluster.members_of(m1)
+               if m["server_name"] == "m3" and m["schema"] > 0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(m3.pid, signal.SIGSTOP)
+    try:
+        stopped = time.monotonic()
+        # Heard from a moment ago: still waited for, up to the timeout.
+        status, _, body = m1.request("PUT", "/1.0/profiles/p", body={
+            "description": "while m3 is frozen", "config": {},
+            "devices": {}})
+        check(status, body)
+        assert body["metadata"]["unacknowledged_members"] == ["m3"], body
+        # Silent past cluster.offline_threshold (3 s): not waited for.
+        time.sleep(max(0.0, stopped + 3.5 - time.monotonic()))
+        for i in range(3):
+            t = time.monotonic()
+            status, _, body = m1.request("PUT", "/1.0/profiles/p", body={
+                "description": "write %d" % i, "config": {},
+                "devices": {}})
+            took = time.monotonic() - t
+            check(status, body)
+            assert took < 1.0, (took, body)
+            assert body["metadata"]["unacknowledged_members"] == ["m3"], \
+                body
+    finally:
+        os.kill(m3.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 5
+    while True:
+        status, _, body = m3.request("GET", "/1.0/profiles/p")
+        if status == 200 and body["metadata"]["description"] == "write 2":
+            break
+        assert time.monotonic() < deadline, body
+        time.sleep(0.1)
