@@ -621,14 +621,26 @@ int state_set_latency(struct state *s, unsigned ms, char *errmsg)
 	return info_write(s, errmsg);
 }
 
-/* The lines of DIR/database/info open as @f. */
-static void info_parse(FILE *f,
-		       unsigned long long *id,
-		       unsigned *latency,
-		       char addr[256])
+/* Read DIR/database/info of @s: its id, raft address (@addr, 256 bytes)
+ * and raft latency (0 when absent). Returns 0, or a negated errno
+ * (-ENOENT: no file yet). */
+static int info_read(const struct state *s,
+		     unsigned long long *id,
+		     unsigned *latency,
+		     char addr[256])
 {
+	char path[4200];
 	char buf[512];
+	FILE *f;
 
+	*id = 0;
+	*latency = 0;
+	addr[0] = '\0';
+	snprintf(path, sizeof path, "%s/info", s->db_dir);
+	f = fopen(path, "r");
+	if (f == NULL) {
+		return -errno;
+	}
 	while (fgets(buf, sizeof buf, f) != NULL) {
 		if (sscanf(buf, "id: %llu", id) == 1 ||
 		    sscanf(buf, "latency_ms: %u", latency) == 1) {
@@ -636,24 +648,18 @@ static void info_parse(FILE *f,
 		}
 		sscanf(buf, "address: %255s", addr);
 	}
+	fclose(f);
+	return 0;
 }
 
 bool state_stored_cluster_address(const struct state *s, char *out, size_t size)
 {
-	char path[4200];
-	FILE *f;
-	unsigned long long id = 0;
-	unsigned latency = 0;
-	char addr[256] = "";
+	unsigned long long id;
+	unsigned latency;
+	char addr[256];
 
-	snprintf(path, sizeof path, "%s/info", s->db_dir);
-	f = fopen(path, "r");
-	if (f == NULL) {
-		return false;
-	}
-	info_parse(f, &id, &latency, addr);
-	fclose(f);
-	if (id == 0 || addr[0] == '\0' || addr[0] == '@') {
+	if (info_read(s, &id, &latency, addr) != 0 || id == 0 ||
+	    addr[0] == '\0' || addr[0] == '@') {
 		return false;
 	}
 	snprintf(out, size, "%s", addr);
@@ -663,25 +669,22 @@ bool state_stored_cluster_address(const struct state *s, char *out, size_t size)
 /* Read or create DIR/database/info: the node id and raft address. */
 static int node_info(struct state *s, bool *fresh, char *errmsg)
 {
-	char path[4200];
-	FILE *f;
-	unsigned long long id = 0;
-	unsigned latency = 0;
-	char addr[256] = "";
+	unsigned long long id;
+	unsigned latency;
+	char addr[256];
+	int rv;
 
-	snprintf(path, sizeof path, "%s/info", s->db_dir);
-	f = fopen(path, "r");
-	if (f != NULL) {
-		info_parse(f, &id, &latency, addr);
+	rv = info_read(s, &id, &latency, addr);
+	if (rv == 0) {
 		/* corral.raft_latency_ms as last applied on this member: the
 		 * node needs it before the database can be read. */
 		if (latency >= 1 && latency <= 10000) {
 			s->latency_ms = latency;
 		}
-		fclose(f);
 		if (id == 0 || addr[0] == '\0') {
 			corral_errf(errmsg, CORRAL_ERRMSG_SIZE,
-				    "%s is corrupt: no id or address", path);
+				    "%s/info is corrupt: no id or address",
+				    s->db_dir);
 			return CORRAL_EINVALID;
 		}
 		s->node_id = id;
@@ -691,10 +694,9 @@ static int node_info(struct state *s, bool *fresh, char *errmsg)
 		*fresh = false;
 		return 0;
 	}
-	if (errno != ENOENT) {
-		int rv = -errno;
-		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "open %s: %s", path,
-			    strerror(errno));
+	if (rv != -ENOENT) {
+		corral_errf(errmsg, CORRAL_ERRMSG_SIZE, "open %s/info: %s",
+			    s->db_dir, strerror(-rv));
 		return rv;
 	}
 	s->node_id = 1;

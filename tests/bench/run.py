@@ -849,6 +849,30 @@ def member_status(d):
     return {m["server_name"]: (m["status"], m["roles"]) for m in doc["metadata"]}
 
 
+def start_together(daemons):
+    """Start @daemons in parallel threads (each waits until its daemon is
+    ready); returns a function that waits for all of them and raises the
+    first failure."""
+    import threading
+    errors = []
+
+    def run(d):
+        try:
+            d.start()
+        except BenchError as e:
+            errors.append(e)
+    threads = [threading.Thread(target=run, args=(d,)) for d in daemons]
+    for t in threads:
+        t.start()
+
+    def join():
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+    return join
+
+
 class BenchCluster:
     """Three corrald members on 127.0.0.1 (ephemeral ports), m1 enabled,
     m2 and m3 joined with tokens. formation_s: from spawning the daemons
@@ -873,7 +897,6 @@ class BenchCluster:
                              curl(d.sock, "PATCH", "/1.0", body))
 
     def start(self):
-        import threading
         ctx = self.ctx
         daemons = []
         for name in self.NAMES:
@@ -885,21 +908,8 @@ class BenchCluster:
         if self.record:
             ctx.command("3 members, spawned together, each on a fresh state dir",
                         daemons[0].argv)
-        errors = []
-
-        def run(d):
-            try:
-                d.start()
-            except BenchError as e:
-                errors.append(e)
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=run, args=(d,)) for d in daemons]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+        start_together(daemons)()
         m1 = self.members["m1"]
         for name, d in self.members.items():
             self._listen(name, d)
@@ -1235,7 +1245,6 @@ def cluster_failover(ctx, c):
 def cluster_cold_start(ctx, c):
     """Every member killed (a power cut), then all three started together:
     spawn -> every member ready, -> a write through m1, -> 3 Online."""
-    import threading
     for d in c.members.values():
         if d.proc is not None and d.proc.poll() is None:
             d.proc.kill()
@@ -1245,18 +1254,8 @@ def cluster_cold_start(ctx, c):
                 "until one succeeds", "kill -9 $M1_PID $M2_PID $M3_PID; "
                 "corrald --state-dir $M1 & corrald --state-dir $M2 & "
                 "corrald --state-dir $M3 &")
-    errors = []
-
-    def run(d):
-        try:
-            d.start()
-        except BenchError as e:
-            errors.append(e)
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=run, args=(d,))
-               for d in c.members.values()]
-    for t in threads:
-        t.start()
+    join = start_together(c.members.values())
     m1 = c.members["m1"]
     body = {"description": "after the cold start", "config": {},
             "devices": {}}
@@ -1272,10 +1271,7 @@ def cluster_cold_start(ctx, c):
         if time.perf_counter() - t0 > 60:
             raise BenchError("no write 60 s after the cold start")
         time.sleep(0.01)
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    join()
     ready_s = max(d.ready_s for d in c.members.values())
     while True:
         st = member_status(m1)
