@@ -1375,14 +1375,21 @@ out:
 	free(w);
 }
 
+/* Whether this member notifies the others of its changes: clustered, with
+ * heartbeats started (it knows its name). */
+static bool prop_active(const struct api *a)
+{
+	return a->cluster != NULL && api_clustered(a) && a->prop != NULL &&
+	       a->prop->started;
+}
+
 int api_prop_after_write(struct api_db_call *c,
 			 void (*done)(struct api_db_call *c))
 {
 	struct api *a = c->r->api;
 	struct after_write *w;
 
-	if (a->cluster == NULL || !api_clustered(a) || a->prop == NULL ||
-	    !a->prop->started) {
+	if (!prop_active(a)) {
 		return -ENOTCONN;
 	}
 	w = calloc(1, sizeof *w);
@@ -1483,8 +1490,7 @@ int api_prop_announce(struct api *a,
 {
 	struct announce *n;
 
-	if (a->cluster == NULL || !api_clustered(a) || a->prop == NULL ||
-	    !a->prop->started) {
+	if (!prop_active(a)) {
 		return -ENOTCONN;
 	}
 	n = calloc(1, sizeof *n);
